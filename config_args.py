@@ -1,0 +1,47 @@
+"""Arguments from a YAML/JSON config file, a command line, or both (the command line wins).
+
+The Hugging Face example scripts accept either a single JSON file or CLI flags. Researchers keep
+settings in configs/ and override one or two per run, so we accept both at once:
+``run_post_training.py configs/post_training/tiny.yaml --max_steps 10``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser
+
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def config_to_argv(config: dict[str, Any]) -> list[str]:
+    """Turn ``{"max_steps": 10, "train_files": [a, b]}`` into ``--max_steps 10 --train_files a b``."""
+    argv: list[str] = []
+    for key, value in config.items():
+        if value is None:
+            continue
+        argv.append(f"--{key}")
+        if isinstance(value, (list, tuple)):
+            argv.extend(str(v) for v in value)
+        elif isinstance(value, dict):
+            argv.append(json.dumps(value))
+        else:
+            argv.append(str(value))
+    return argv
+
+
+def parse_config_and_args(parser: HfArgumentParser, argv: list[str] | None = None) -> tuple:
+    """Parse dataclasses from an optional leading config file followed by CLI overrides."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
+        path = Path(argv.pop(0))
+        text = path.read_text(encoding="utf-8")
+        config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if not isinstance(config, dict):
+            raise SystemExit(f"error: {path}: the config must be a mapping of argument names to values")
+        argv = config_to_argv(config) + argv
+    return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)

@@ -1,0 +1,314 @@
+"""Batch assembly for BERT-FP: post-training (MLM + URC) and response-selection fine-tuning.
+
+Windows and pairs are integer rows pointing into a :class:`~preprocessing.DialoguePool`; the
+collators fetch the batch's utterances in one Arrow read and lay each example out as
+``[CLS] u1 [EOT] u2 [EOT] u3 [SEP] r [SEP]``.
+
+Post-training draws (URC candidate, MLM positions and replacements) come from a generator seeded by
+``(seed, epoch, dialogue, position)`` of each example, so an example's draws depend on nothing else:
+not on the batch it lands in, the number of processes or dataloader workers, or on resuming (the
+Trainer skips batches without collating them). They are fresh every epoch through
+:class:`CollatorEpochCallback`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from preprocessing import EOT_TOKEN, DialoguePool
+
+IGNORE_INDEX = -100
+
+# What each URC label means, by number of labels: BERT-FP's three classes, or the NSP-style ablation.
+RANDOM, SAME_DIALOGUE, TRUE_NEXT = "random", "same_dialogue", "true_next"
+URC_KINDS: dict[int, tuple[str, ...]] = {3: (RANDOM, SAME_DIALOGUE, TRUE_NEXT), 2: (RANDOM, TRUE_NEXT)}
+DEFAULT_URC_PROBABILITIES: dict[int, tuple[float, ...]] = {3: (0.5, 0.25, 0.25), 2: (0.5, 0.5)}
+
+
+class SpecialIds(NamedTuple):
+    cls: int
+    sep: int
+    eot: int
+    pad: int
+    mask: int
+
+
+class Candidate(NamedTuple):
+    """A drawn URC response: its label and where it lives in the pool."""
+
+    label: int
+    dialogue: int
+    position: int
+
+
+def special_ids(tokenizer: PreTrainedTokenizerBase) -> SpecialIds:
+    """``(cls, sep, eot, pad, mask)`` ids; fails early if ``[EOT]`` was never added to the tokenizer."""
+    eot = tokenizer.convert_tokens_to_ids(EOT_TOKEN)
+    if eot is None or eot == tokenizer.unk_token_id:
+        raise ValueError(f"the tokenizer has no {EOT_TOKEN} token; add it with preprocessing.add_eot_token")
+    ids = (tokenizer.cls_token_id, tokenizer.sep_token_id, eot, tokenizer.pad_token_id, tokenizer.mask_token_id)
+    if None in ids:
+        raise ValueError(f"the tokenizer lacks one of [CLS], [SEP], [PAD], [MASK]: got {ids}")
+    return SpecialIds(*ids)
+
+
+def assemble_pair(
+    context: Sequence[Sequence[int]],
+    response: Sequence[int],
+    *,
+    cls_id: int,
+    sep_id: int,
+    eot_id: int,
+    max_length: int,
+) -> tuple[list[int], list[int]]:
+    """``[CLS] u1 [EOT] u2 [SEP] r [SEP]`` and its token types (0 up to the first [SEP], 1 after).
+
+    Truncation, as BERT-FP trims whichever side is longer: of the ``max_length - 3`` content tokens
+    the response keeps ``min(len(r), max(budget // 2, budget - len(context)))``, i.e. it is cut
+    (from the right) only when the context also needs more than half; the context (utterances
+    joined by [EOT]) takes the rest, cut from the LEFT so the latest turns survive. A cut that lands
+    just after an [EOT] drops that dangling separator.
+    """
+    budget = max_length - 3
+    if budget < 2:
+        raise ValueError(f"max_length must be at least 5, got {max_length}")
+    flat: list[int] = []
+    for i, utterance in enumerate(context):
+        if i:
+            flat.append(eot_id)
+        flat.extend(utterance)
+    keep_response = min(len(response), max(budget // 2, budget - len(flat)))
+    keep_context = min(len(flat), budget - keep_response)
+    kept = flat[len(flat) - keep_context :]
+    if keep_context < len(flat) and kept and kept[0] == eot_id:
+        kept = kept[1:]
+    input_ids = [cls_id, *kept, sep_id, *response[:keep_response], sep_id]
+    token_types = [0] * (len(kept) + 2) + [1] * (keep_response + 1)
+    return input_ids, token_types
+
+
+def _assemble_batch(
+    pool: DialoguePool,
+    rows: Sequence[tuple[int, int, int, int, int]],
+    special: SpecialIds,
+    max_length: int,
+    pad_to_multiple_of: int | None,
+) -> dict[str, np.ndarray]:
+    """Fetch, assemble and pad ``(dialogue, start, position, candidate_dialogue, candidate_position)`` rows."""
+    utterances = pool.fetch([r[0] for r in rows] + [r[3] for r in rows])
+    pairs = [
+        assemble_pair(
+            utterances[d][start:position],
+            utterances[cd][cp],
+            cls_id=special.cls,
+            sep_id=special.sep,
+            eot_id=special.eot,
+            max_length=max_length,
+        )
+        for d, start, position, cd, cp in rows
+    ]
+    longest = max(len(ids) for ids, _ in pairs)
+    width = longest
+    if pad_to_multiple_of:
+        width = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+        if width > max_length:  # never pad past what the position embeddings were sized for
+            width = max(longest, max_length)
+    input_ids = np.full((len(pairs), width), special.pad, dtype=np.int64)
+    token_type_ids = np.zeros((len(pairs), width), dtype=np.int64)
+    attention_mask = np.zeros((len(pairs), width), dtype=np.int64)
+    for i, (ids, types) in enumerate(pairs):
+        input_ids[i, : len(ids)] = ids
+        token_type_ids[i, : len(ids)] = types
+        attention_mask[i, : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+def _to_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {key: torch.from_numpy(value) for key, value in arrays.items()}
+
+
+def draw_candidate(
+    rng: np.random.Generator,
+    pool: DialoguePool,
+    dialogue: int,
+    position: int,
+    cumulative_probabilities: Sequence[float],
+    kinds: Sequence[str],
+) -> Candidate:
+    """Draw a URC label and its response for the window ending at ``position`` of ``dialogue``.
+
+    ``SAME_DIALOGUE``: another utterance of the dialogue, anywhere but ``position`` (it may be a
+    context turn, as in BERT-FP's code). ``RANDOM``: any utterance of another dialogue of the same
+    corpus. ``TRUE_NEXT``: the utterance at ``position``.
+    """
+    label = min(bisect.bisect_right(cumulative_probabilities, rng.random()), len(kinds) - 1)
+    kind = kinds[label]
+    if kind == TRUE_NEXT:
+        return Candidate(label, dialogue, position)
+    if kind == SAME_DIALOGUE:
+        other_position = int(rng.integers(int(pool.num_turns[dialogue]) - 1))
+        return Candidate(label, dialogue, other_position + (other_position >= position))
+    other = pool.other_dialogue(dialogue, rng)
+    return Candidate(label, other, int(rng.integers(int(pool.num_turns[other]))))
+
+
+@dataclass
+class PostTrainingCollator:
+    """BERT-FP post-training batches: MLM ``labels`` and URC ``urc_labels`` over window rows.
+
+    ``urc_probabilities`` gives P(label) in label order: for 3 labels, (another dialogue, another
+    utterance of the same dialogue, the true next utterance), BERT-FP's 50/25/25 by default; for
+    ``num_urc_labels=2`` (NSP-style ablation), (another dialogue, true next), 50/50 by default.
+    MLM masks ``mlm_probability`` of the maskable (non-special) tokens, BERT's 80/10/10; with
+    ``whole_word_masking`` a word (a token and its following ``##`` pieces) is masked whole.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    pool: DialoguePool
+    max_length: int = 240
+    mlm_probability: float = 0.15
+    urc_probabilities: tuple[float, ...] | None = None
+    num_urc_labels: int = 3
+    whole_word_masking: bool = False
+    pad_to_multiple_of: int | None = 8
+    seed: int = 42
+    epoch: int = 0
+    _special: SpecialIds = field(init=False, repr=False)
+    _is_special: np.ndarray = field(init=False, repr=False)
+    _is_continuation: np.ndarray = field(init=False, repr=False)
+    _replacement_ids: np.ndarray = field(init=False, repr=False)
+    _cumulative: list[float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.num_urc_labels not in URC_KINDS:
+            raise ValueError(f"num_urc_labels must be 2 or 3, got {self.num_urc_labels}")
+        if self.urc_probabilities is None:
+            self.urc_probabilities = DEFAULT_URC_PROBABILITIES[self.num_urc_labels]
+        probabilities = tuple(float(p) for p in self.urc_probabilities)
+        if len(probabilities) != self.num_urc_labels or min(probabilities) < 0 or abs(sum(probabilities) - 1) > 1e-6:
+            raise ValueError(
+                f"urc_probabilities must be {self.num_urc_labels} non-negative numbers summing to 1, got {probabilities}"
+            )
+        if not 0 <= self.mlm_probability <= 1:
+            raise ValueError(f"mlm_probability must be in [0, 1], got {self.mlm_probability}")
+        self.urc_probabilities = probabilities
+        self._cumulative = np.cumsum(probabilities).tolist()
+        self._special = special_ids(self.tokenizer)
+        vocab_size = len(self.tokenizer)
+        self._is_special = np.zeros(vocab_size, dtype=bool)
+        self._is_special[self.tokenizer.all_special_ids] = True
+        self._replacement_ids = np.flatnonzero(~self._is_special)
+        tokens = self.tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
+        self._is_continuation = np.array([t is not None and t.startswith("##") for t in tokens], dtype=bool)
+
+    def draw(self, feature: Mapping[str, int]) -> tuple[np.random.Generator, Candidate]:
+        """The example's generator and its URC candidate; the generator then goes on to draw the MLM."""
+        dialogue, position = int(feature["dialogue"]), int(feature["position"])
+        rng = np.random.default_rng([self.seed, self.epoch, dialogue, position])
+        candidate = draw_candidate(
+            rng, self.pool, dialogue, position, self._cumulative, URC_KINDS[self.num_urc_labels]
+        )
+        return rng, candidate
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        draws = [self.draw(f) for f in features]
+        rows = [
+            (int(f["dialogue"]), int(f["start"]), int(f["position"]), c.dialogue, c.position)
+            for f, (_, c) in zip(features, draws, strict=True)
+        ]
+        batch = _assemble_batch(self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of)
+        input_ids = batch["input_ids"]
+        labels = np.full_like(input_ids, IGNORE_INDEX)
+        lengths = batch["attention_mask"].sum(axis=1)
+        for i, (rng, _) in enumerate(draws):
+            self._mask(input_ids[i, : lengths[i]], labels[i, : lengths[i]], rng)
+        batch["labels"] = labels
+        batch["urc_labels"] = np.array([c.label for _, c in draws], dtype=np.int64)
+        return _to_tensors(batch)
+
+    def _mask(self, ids: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> None:
+        """Mask one example in place (views into the batch): BERT's exact-count selection.
+
+        As Google's ``create_pretraining_data``: ``round(p * maskable)`` targets, words taken in random
+        order and a word skipped if it would overshoot; without whole-word masking every token is a word.
+        """
+        maskable = ~self._is_special[ids]
+        if self.whole_word_masking:
+            previous = np.concatenate(([False], maskable[:-1]))
+            starts = maskable & ~(self._is_continuation[ids] & previous)
+        else:
+            starts = maskable
+        word_of = np.cumsum(starts) - 1  # word index of each position; meaningful where maskable
+        positions = np.flatnonzero(maskable)
+        word_lengths = np.bincount(word_of[positions], minlength=int(starts.sum())).tolist()
+        target = int(len(positions) * self.mlm_probability + 0.5)
+        chosen = np.zeros(len(word_lengths), dtype=bool)
+        total = 0
+        for word in rng.permutation(len(word_lengths)).tolist():
+            if total >= target:
+                break
+            if total + word_lengths[word] <= target:
+                chosen[word] = True
+                total += word_lengths[word]
+        masked = positions[chosen[word_of[positions]]]
+        labels[masked] = ids[masked]
+        action = rng.random(len(masked))
+        random_ids = self._replacement_ids[rng.integers(len(self._replacement_ids), size=len(masked))]
+        ids[masked] = np.where(action < 0.8, self._special.mask, np.where(action < 0.9, random_ids, ids[masked]))
+
+
+class CollatorEpochCallback(TrainerCallback):
+    """Tell a :class:`PostTrainingCollator` the epoch, so its draws are fresh every epoch.
+
+    ``on_epoch_begin`` runs before the epoch's dataloader iterator (and its worker processes) is
+    created, so workers see the new epoch too, unless ``dataloader_persistent_workers`` keeps old ones.
+    On a mid-epoch resume ``state.epoch`` is fractional and ``int`` gives the epoch being resumed.
+    """
+
+    def __init__(self, collator: PostTrainingCollator) -> None:
+        self.collator = collator
+
+    def on_epoch_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
+    ) -> None:
+        self.collator.epoch = int(state.epoch or 0)
+
+
+@dataclass
+class ResponseSelectionCollator:
+    """Fine-tuning and ranking batches over pair rows: 0/1 ``labels`` and each row's ``group_ids``.
+
+    No randomness: negatives were drawn when the pairs were built.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    pool: DialoguePool
+    max_length: int = 256
+    pad_to_multiple_of: int | None = 8
+    _special: SpecialIds = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._special = special_ids(self.tokenizer)
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        rows = [
+            (
+                int(f["dialogue"]),
+                int(f["start"]),
+                int(f["position"]),
+                int(f["candidate_dialogue"]),
+                int(f["candidate_position"]),
+            )
+            for f in features
+        ]
+        batch = _assemble_batch(self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of)
+        batch["labels"] = np.array([int(f["label"]) for f in features], dtype=np.int64)
+        batch["group_ids"] = np.array([int(f["group"]) for f in features], dtype=np.int64)
+        return _to_tensors(batch)

@@ -1,0 +1,129 @@
+"""`make demo`: the whole ko-mrs pipeline, offline, on the demo corpus the project writes itself.
+
+1. write the synthetic Korean demo corpus and show the data layer (counts, windows, a group);
+2. build a tiny BERT + WordPiece tokenizer from the corpus (configs/tiny-demo.yaml);
+3. BERT-FP post-training (MLM + URC);
+4. fine-tuning, then R10@k on fixed test groups beside BM25 on the same groups;
+5. ranking of the README's car-buying example.
+
+The tiny model is trained from scratch in minutes: this checks the pipeline, not quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import datasets  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+import run_fine_tuning  # noqa: E402
+import run_post_training  # noqa: E402
+from demo_corpus import README_EXAMPLE, write_demo_corpus  # noqa: E402
+from dialogue_data import build_eval_groups, read_dialogues, write_jsonl  # noqa: E402
+from mrs_metrics import format_metrics_table  # noqa: E402
+from ranking import ResponseSelector  # noqa: E402
+from tiny_model import build_tiny_model  # noqa: E402
+
+NOTICE = (
+    "NOTE: the demo model is a tiny BERT trained from scratch in minutes on a synthetic corpus.\n"
+    "It checks that the pipeline runs end to end; it says nothing about quality. For quality numbers\n"
+    "see the quality table in BENCHMARKS.md, and for real use the klue/bert-base configs in configs/."
+)
+
+
+def banner(text: str) -> None:
+    print(f"\n{'=' * 100}\n{text}\n{'=' * 100}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", default="data/demo")
+    parser.add_argument("--run_dir", default="runs/demo")
+    parser.add_argument("--quick", action="store_true", help="a few steps per stage (used by the tests)")
+    args = parser.parse_args(argv)
+    hf_logging.set_verbosity_warning()
+    data_dir, run_dir = Path(args.data_dir), Path(args.run_dir)
+    started = time.time()
+    print(NOTICE)
+
+    banner("1/5  Demo corpus and data layer")
+    files = write_demo_corpus(data_dir)
+    datasets.disable_progress_bars()
+    for split, path in files.items():
+        dialogues, (report,) = read_dialogues(path)
+        print(f"{split:10s} {report}; {report.utterances - report.dialogues} post-training windows (k=3)")
+    test_dialogues, _ = read_dialogues(files["test"])
+    validation_dialogues, _ = read_dialogues(files["validation"])
+    groups_dir = run_dir / "groups"
+    write_jsonl(build_eval_groups(validation_dialogues, seed=0), groups_dir / "validation.jsonl")
+    test_groups = build_eval_groups(test_dialogues, seed=0)
+    write_jsonl(test_groups, groups_dir / "test.jsonl")
+    example = test_groups[0]
+    print(f"\nan evaluation group ({example['group_id']}), 1 positive + 9 negatives:")
+    for turn in example["context"]:
+        print(f"   context : {turn}")
+    for label, candidate in zip(example["labels"], example["candidates"], strict=True):
+        print(f"   {'TRUE' if label else '    '}    : {candidate}")
+
+    banner("2/5  Offline tiny BERT and WordPiece tokenizer (configs/tiny-demo.yaml)")
+    tiny = build_tiny_model([files["train"]], "configs/tiny-demo.yaml", run_dir / "tiny-bert")
+    print(f"saved to {tiny}")
+    datasets.enable_progress_bars()
+
+    quick = ["--max_steps", "4", "--logging_steps", "2"] if args.quick else []
+    banner("3/5  BERT-FP post-training: MLM + utterance relevance classification")
+    post_dir = run_dir / "post-trained"
+    post = run_post_training.run(
+        [
+            "configs/post_training/tiny.yaml",
+            "--model_name_or_path", str(tiny),
+            "--train_files", str(files["train"]),
+            "--validation_files", str(files["validation"]),
+            "--output_dir", str(post_dir),
+            *quick,
+        ]
+    )  # fmt: skip
+    print({k: round(v, 4) for k, v in post.items() if k.startswith("eval_")})
+
+    banner("4/5  Fine-tuning and evaluation on fixed 1-in-10 test groups")
+    fine_dir = run_dir / "fine-tuned"
+    metrics = run_fine_tuning.run(
+        [
+            "configs/fine_tuning/tiny.yaml",
+            "--model_name_or_path", str(post_dir),
+            "--train_files", str(files["train"]),
+            "--validation_groups", str(groups_dir / "validation.jsonl"),
+            "--test_groups", str(groups_dir / "test.jsonl"),
+            "--output_dir", str(fine_dir),
+            *quick,
+        ]
+    )  # fmt: skip
+    keys = ("r10@1", "r10@2", "r10@5", "mrr")
+    table = {
+        "tiny BERT-FP + fine-tune": {k: metrics[f"test_{k}"] for k in keys},
+        "BM25": {k: metrics[f"test_bm25_{k}"] for k in keys},
+    }
+    print(f"\ntest groups: {len(test_groups)}\n" + format_metrics_table(table))
+
+    banner("5/5  Ranking the README's example with ResponseSelector")
+    selector = ResponseSelector.from_pretrained(str(fine_dir))
+    for turn in README_EXAMPLE["context"]:
+        print(f"   context : {turn}")
+    ranking = selector.rank(README_EXAMPLE["context"], README_EXAMPLE["candidates"], return_documents=True)
+    for place, hit in enumerate(ranking, start=1):
+        mark = "*" if hit["corpus_id"] == README_EXAMPLE["answer"] else " "
+        print(f"   {place}. {hit['score']:.3f} {mark} {hit['text']}")
+    print("   (* = the true next utterance)")
+
+    print(f"\ndone in {time.time() - started:.0f} s.\n{NOTICE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,540 @@
+"""Dialogue data layer: read, validate, split and build the examples BERT-FP trains and is scored on.
+
+Sources are JSONL (one dialogue per line), the tab-separated benchmark format of Ubuntu V1, Douban
+and E-commerce (``label \\t utt1 \\t ... \\t response``), and any ``datasets`` dataset with a
+list-of-strings column. Everything lands in an Arrow ``datasets.Dataset`` (on disk, memory-mapped),
+so memory stays bounded however large the corpus is.
+
+Every bad record raises :class:`DialogueFormatError` naming the file, line and field. Dialogues too
+short to use raise too, unless ``skip_short=True``; then they are counted in :class:`ReadReport`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import pyarrow.compute as pc
+from datasets import Dataset, DatasetDict, Features, Value
+from datasets import Sequence as HFSequence
+
+SPLITS = ("train", "validation", "test")
+JSONL_SUFFIXES = {".jsonl", ".json"}
+TSV_SUFFIXES = {".txt", ".tsv"}
+
+DIALOGUE_FEATURES = Features(
+    {
+        "id": Value("string"),
+        "utterances": HFSequence(Value("string")),
+        "speakers": HFSequence(Value("string")),
+        "corpus": Value("string"),
+        "source": Value("string"),
+        "line": Value("int64"),
+        "num_turns": Value("int32"),
+    }
+)
+
+
+class DialogueFormatError(ValueError):
+    """A record that cannot be used; the message names the file, line and field."""
+
+    def __init__(self, path: str | os.PathLike, line: int, field: str, message: str) -> None:
+        self.path, self.line, self.field = str(path), line, field
+        super().__init__(f"{path}:{line}: field '{field}': {message}")
+
+
+@dataclass
+class ReadReport:
+    """What reading one source produced, so that nothing is dropped without a count."""
+
+    source: str
+    dialogues: int = 0
+    utterances: int = 0
+    skipped_short: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = f"{self.source}: {self.dialogues} dialogues, {self.utterances} utterances"
+        if self.skipped_short:
+            text += f", skipped {self.skipped_short} too-short dialogues (e.g. {', '.join(self.skipped_examples)})"
+        return text
+
+
+def assign_split(dialogue_id: str, seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> str:
+    """Split by a stable hash of the dialogue id: order-independent, so no dialogue lands in two splits."""
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or not abs(sum(ratios) - 1.0) < 1e-6:
+        raise ValueError(f"split ratios must be three non-negative numbers summing to 1, got {ratios}")
+    digest = hashlib.blake2b(f"{seed}\x00{dialogue_id}".encode(), digest_size=8).digest()
+    u = int.from_bytes(digest, "big") / 2**64
+    if u < ratios[0]:
+        return "train"
+    return "validation" if u < ratios[0] + ratios[1] else "test"
+
+
+def default_corpus_name(path: Path) -> str:
+    """Name a corpus after its folder (``ko/xpersona/valid.jsonl`` -> ``xpersona``): split files share it."""
+    return path.parent.name or path.stem
+
+
+# --------------------------------------------------------------------------------------------------
+# Readers
+# --------------------------------------------------------------------------------------------------
+
+
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) and turn a decoding failure into an error naming the line."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                raise DialogueFormatError(
+                    path, number, "<line>", f"not valid UTF-8 ({err.reason} at byte {err.start})"
+                ) from None
+
+
+def _check_utterances(value: object, path: str | Path, line: int, name: str = "utterances") -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise DialogueFormatError(path, line, name, "must be a non-empty list of strings")
+    for i, text in enumerate(value):
+        if not isinstance(text, str):
+            raise DialogueFormatError(path, line, f"{name}[{i}]", f"must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise DialogueFormatError(path, line, f"{name}[{i}]", "is empty")
+    return value
+
+
+def _check_speakers(value: object, n: int, path: str | Path, line: int) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise DialogueFormatError(path, line, "speakers", "must be a list of strings")
+    if len(value) != n:
+        raise DialogueFormatError(path, line, "speakers", f"has {len(value)} entries for {n} utterances")
+    return value
+
+
+def iter_jsonl_dialogues(path: str | Path, corpus: str | None = None) -> Iterator[dict]:
+    """Yield validated dialogue records from a JSONL file: ``{"id", "utterances", "speakers"?}``."""
+    path = Path(path)
+    corpus = corpus or default_corpus_name(path)
+    for line, text in _decoded_lines(path):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DialogueFormatError(
+                path, line, "<json>", f"malformed JSON: {err.msg} at column {err.colno}"
+            ) from None
+        if not isinstance(record, dict):
+            raise DialogueFormatError(path, line, "<json>", "a dialogue must be a JSON object")
+        utterances = _check_utterances(record.get("utterances"), path, line)
+        dialogue_id = record.get("id")
+        if dialogue_id is None:
+            dialogue_id = f"{path.stem}-{line}"
+        elif not isinstance(dialogue_id, (str, int)):
+            raise DialogueFormatError(path, line, "id", "must be a string or an integer")
+        yield {
+            "id": str(dialogue_id),
+            "utterances": utterances,
+            "speakers": _check_speakers(record.get("speakers"), len(utterances), path, line),
+            "corpus": corpus,
+            "source": str(path),
+            "line": line,
+            "num_turns": len(utterances),
+        }
+
+
+@dataclass
+class TsvRow:
+    """One line of the Ubuntu/Douban/E-commerce benchmark format."""
+
+    line: int
+    label: int
+    context: list[str]
+    response: str
+
+
+def iter_tsv_rows(path: str | Path) -> Iterator[TsvRow]:
+    """Yield validated rows of ``label \\t utt1 \\t ... \\t response`` (labels 0 or 1)."""
+    path = Path(path)
+    for line, text in _decoded_lines(path):
+        if not text.strip():
+            continue
+        fields = text.split("\t")
+        if fields[0] not in ("0", "1"):
+            raise DialogueFormatError(path, line, "label", f"must be 0 or 1, got {fields[0][:20]!r}")
+        if len(fields) < 3:
+            raise DialogueFormatError(
+                path, line, "utterances", "needs a label, at least one context turn and a response"
+            )
+        if not fields[-1].strip():
+            raise DialogueFormatError(path, line, "response", "is empty")
+        context = [turn for turn in fields[1:-1] if turn.strip()]
+        if not context:
+            raise DialogueFormatError(path, line, "utterances", "the context is empty")
+        yield TsvRow(line=line, label=int(fields[0]), context=context, response=fields[-1])
+
+
+def iter_tsv_dialogues(path: str | Path, corpus: str | None = None) -> Iterator[dict]:
+    """Dialogues from the positive rows of a benchmark file: the context followed by its true response."""
+    path = Path(path)
+    corpus = corpus or default_corpus_name(path)
+    previous: list[str] | None = None
+    for row in iter_tsv_rows(path):
+        if row.label != 1:
+            continue
+        utterances = [*row.context, row.response]
+        if utterances == previous:  # Douban test groups may hold several positives for one context
+            continue
+        previous = utterances
+        yield {
+            "id": f"{path.stem}-{row.line}",
+            "utterances": utterances,
+            "speakers": [],
+            "corpus": corpus,
+            "source": str(path),
+            "line": row.line,
+            "num_turns": len(utterances),
+        }
+
+
+def read_tsv_groups(path: str | Path) -> list[dict]:
+    """Evaluation groups from a benchmark test file: consecutive rows that share a context.
+
+    This is how the published Ubuntu/Douban/E-commerce numbers are scored, so such files are used
+    as they are rather than rebuilt.
+    """
+    path = Path(path)
+    groups: list[dict] = []
+    for row in iter_tsv_rows(path):
+        if groups and groups[-1]["context"] == row.context:
+            groups[-1]["candidates"].append(row.response)
+            groups[-1]["labels"].append(row.label)
+        else:
+            groups.append(
+                {
+                    "group_id": f"{path.stem}-{row.line}",
+                    "context": row.context,
+                    "candidates": [row.response],
+                    "labels": [row.label],
+                }
+            )
+    return groups
+
+
+def _iter_sources(sources: Sequence[str], corpora: Sequence[str | None], stamps: Sequence[str]) -> Iterator[dict]:
+    """Generator for ``Dataset.from_generator``; ``stamps`` only make the cache key follow file changes."""
+    del stamps
+    for source, corpus in zip(sources, corpora, strict=True):
+        path = Path(source)
+        if path.suffix in JSONL_SUFFIXES:
+            yield from iter_jsonl_dialogues(path, corpus)
+        elif path.suffix in TSV_SUFFIXES:
+            yield from iter_tsv_dialogues(path, corpus)
+        else:
+            raise DialogueFormatError(
+                path, 0, "<file>", f"unknown format {path.suffix!r}; use .jsonl, .json, .txt or .tsv"
+            )
+
+
+def _file_stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def read_dialogues(
+    sources: str | Path | Sequence[str | Path],
+    *,
+    corpus: str | None = None,
+    min_turns: int = 2,
+    skip_short: bool = False,
+    cache_dir: str | None = None,
+) -> tuple[Dataset, list[ReadReport]]:
+    """Read and validate dialogues from files into one Arrow dataset.
+
+    A dialogue with fewer than ``min_turns`` utterances (a context and a response need two) raises
+    :class:`DialogueFormatError` unless ``skip_short`` is set; skipped ones are counted per file.
+    """
+    paths = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+    try:
+        dataset = Dataset.from_generator(
+            _iter_sources,
+            features=DIALOGUE_FEATURES,
+            gen_kwargs={
+                "sources": [str(p) for p in paths],
+                "corpora": [corpus] * len(paths),
+                "stamps": [_file_stamp(p) for p in paths],
+            },
+            cache_dir=cache_dir,
+        )
+    except datasets.exceptions.DatasetGenerationError as err:
+        cause = err.__cause__
+        if isinstance(cause, DialogueFormatError):
+            raise cause from None
+        raise
+    return _drop_short(dataset, min_turns, skip_short)
+
+
+def _drop_short(dataset: Dataset, min_turns: int, skip_short: bool) -> tuple[Dataset, list[ReadReport]]:
+    """Raise on, or count and drop, dialogues too short to give a (context, response) pair.
+
+    Counting runs in Arrow over the memory-mapped table, so it stays cheap at millions of rows.
+    """
+    if min_turns < 2:
+        raise ValueError(f"min_turns must be at least 2, got {min_turns}")
+    table = dataset.data.table.select(["source", "line", "num_turns"])
+    is_short = pc.less(table["num_turns"], min_turns)
+    table = table.append_column("short", is_short).append_column(
+        "kept_turns", pc.if_else(is_short, 0, table["num_turns"])
+    )
+    stats = table.group_by("source", use_threads=False).aggregate(
+        [("short", "sum"), ("kept_turns", "sum"), ("num_turns", "count")]
+    )
+    short_rows = table.filter(is_short)
+    reports = []
+    for row in stats.to_pylist():
+        skipped = int(row["short_sum"])
+        examples = short_rows.filter(pc.equal(short_rows["source"], row["source"]))["line"][:3].to_pylist()
+        reports.append(
+            ReadReport(
+                source=row["source"],
+                dialogues=int(row["num_turns_count"]) - skipped,
+                utterances=int(row["kept_turns_sum"]),
+                skipped_short=skipped,
+                skipped_examples=[f"line {line}" for line in examples],
+            )
+        )
+    if short_rows.num_rows and not skip_short:
+        first = short_rows.slice(0, 1).to_pylist()[0]
+        raise DialogueFormatError(
+            first["source"],
+            first["line"],
+            "utterances",
+            f"has {first['num_turns']} utterance(s); at least {min_turns} are needed "
+            f"({short_rows.num_rows} such dialogues in all; pass skip_short / --skip_short to skip and count them)",
+        )
+    if short_rows.num_rows:
+        dataset = dataset.filter(lambda n: n >= min_turns, input_columns="num_turns")
+    return dataset, reports
+
+
+def from_hf_dataset(
+    dataset: Dataset,
+    *,
+    column: str = "utterances",
+    id_column: str | None = None,
+    speakers_column: str | None = None,
+    corpus: str = "hf",
+    name: str = "<datasets>",
+    min_turns: int = 2,
+    skip_short: bool = False,
+) -> tuple[Dataset, list[ReadReport]]:
+    """Validate any ``datasets`` dataset with a list-of-strings column and bring it to our schema.
+
+    Errors name the dataset and the row index as the "line".
+    """
+    if column not in dataset.column_names:
+        raise DialogueFormatError(name, 0, column, f"no such column (have {dataset.column_names})")
+
+    def convert(batch: dict, indices: list[int]) -> dict:
+        out: dict[str, list] = {key: [] for key in DIALOGUE_FEATURES}
+        for j, index in enumerate(indices):
+            utterances = _check_utterances(batch[column][j], name, index, column)
+            speakers = batch[speakers_column][j] if speakers_column else None
+            out["id"].append(str(batch[id_column][j]) if id_column else f"{corpus}-{index}")
+            out["utterances"].append(utterances)
+            out["speakers"].append(_check_speakers(speakers, len(utterances), name, index))
+            out["corpus"].append(corpus)
+            out["source"].append(name)
+            out["line"].append(index)
+            out["num_turns"].append(len(utterances))
+        return out
+
+    converted = dataset.map(
+        convert, batched=True, with_indices=True, remove_columns=dataset.column_names, features=DIALOGUE_FEATURES
+    )
+    return _drop_short(converted, min_turns, skip_short)
+
+
+def split_by_id(dataset: Dataset, seed: int = 0, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> DatasetDict:
+    """Train/validation/test by dialogue id (see :func:`assign_split`)."""
+    names = [assign_split(i, seed, ratios) for i in dataset["id"]]
+    return DatasetDict({s: dataset.select([i for i, n in enumerate(names) if n == s]) for s in SPLITS})
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation groups
+# --------------------------------------------------------------------------------------------------
+
+
+def _corpus_index(corpora: Sequence[str]) -> dict[str, list[int]]:
+    index: dict[str, list[int]] = {}
+    for i, name in enumerate(corpora):
+        index.setdefault(name, []).append(i)
+    return index
+
+
+def build_eval_groups(
+    dialogues: Dataset,
+    *,
+    num_candidates: int = 10,
+    seed: int = 0,
+    max_turns: int | None = None,
+    same_corpus_negatives: bool = True,
+) -> list[dict]:
+    """One 1-positive, (num_candidates-1)-negative group per dialogue, at a seeded random position.
+
+    Negatives are utterances of other dialogues (of the same corpus by default: mixing corpora
+    lets a model tell corpora apart instead of responses). A negative never equals the positive
+    text, and no text appears twice in a group.
+    """
+    rng = random.Random(seed)
+    utterances = dialogues["utterances"]
+    corpora = dialogues["corpus"]
+    by_corpus = _corpus_index(corpora) if same_corpus_negatives else {"*": list(range(len(utterances)))}
+    groups = []
+    for d, turns in enumerate(utterances):
+        t = rng.randrange(1, len(turns))
+        positive = turns[t]
+        pool = by_corpus[corpora[d] if same_corpus_negatives else "*"]
+        seen = {positive}
+        negatives: list[str] = []
+        for _ in range(100 * num_candidates):
+            if len(negatives) == num_candidates - 1:
+                break
+            other = pool[rng.randrange(len(pool))]
+            if other == d:
+                continue
+            text = rng.choice(utterances[other])
+            if text not in seen:
+                seen.add(text)
+                negatives.append(text)
+        if len(negatives) < num_candidates - 1:
+            raise ValueError(
+                f"corpus {corpora[d]!r} has too few distinct utterances to draw {num_candidates - 1} negatives "
+                f"for dialogue {dialogues[d]['id']!r}"
+            )
+        candidates = [positive, *negatives]
+        order = list(range(num_candidates))
+        rng.shuffle(order)
+        start = 0 if max_turns is None else max(0, t - max_turns)
+        groups.append(
+            {
+                "group_id": f"{dialogues[d]['id']}@{t}",
+                "context": turns[start:t],
+                "candidates": [candidates[i] for i in order],
+                "labels": [int(i == 0) for i in order],
+                "corpus": corpora[d],
+            }
+        )
+    return groups
+
+
+def write_jsonl(records: Iterable[dict], path: str | Path) -> Path:
+    """Write atomically: a crash never leaves a half-written file where a finished one stood."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_eval_groups(path: str | Path) -> list[dict]:
+    """Read evaluation groups written by :func:`write_jsonl` (or converted benchmark files)."""
+    path = Path(path)
+    if path.suffix in TSV_SUFFIXES:
+        return read_tsv_groups(path)
+    groups = []
+    for line, text in _decoded_lines(path):
+        if not text.strip():
+            continue
+        try:
+            group = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DialogueFormatError(
+                path, line, "<json>", f"malformed JSON: {err.msg} at column {err.colno}"
+            ) from None
+        if not isinstance(group, dict):
+            raise DialogueFormatError(path, line, "<json>", "a group must be a JSON object")
+        for key in ("group_id", "context", "candidates", "labels"):
+            if key not in group:
+                raise DialogueFormatError(path, line, key, "is missing")
+        _check_utterances(group["context"], path, line, "context")
+        _check_utterances(group["candidates"], path, line, "candidates")
+        labels = group["labels"]
+        if (
+            not isinstance(labels, list)
+            or len(labels) != len(group["candidates"])
+            or any(v not in (0, 1) for v in labels)
+        ):
+            raise DialogueFormatError(path, line, "labels", "must be a list of 0/1, one per candidate")
+        groups.append(group)
+    return groups
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``mrs-data stats FILES`` and ``mrs-data groups FILES --out groups.jsonl``."""
+    parser = argparse.ArgumentParser(prog="mrs-data", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    stats = sub.add_parser(
+        "stats", help="validate files and print per-file counts of dialogues, utterances and windows"
+    )
+    stats.add_argument("files", nargs="+")
+    stats.add_argument("--skip_short", action="store_true")
+    groups = sub.add_parser("groups", help="write fixed 1-in-N evaluation groups to JSONL")
+    groups.add_argument("files", nargs="+")
+    groups.add_argument("--out", required=True)
+    groups.add_argument("--num_candidates", type=int, default=10)
+    groups.add_argument("--seed", type=int, default=0)
+    groups.add_argument("--skip_short", action="store_true")
+    args = parser.parse_args(argv)
+    datasets.disable_progress_bars()
+    try:
+        if args.command == "stats":
+            totals = [0, 0, 0]
+            print(f"{'file':60s} {'dialogues':>9s} {'utterances':>10s} {'windows':>8s} {'skipped':>7s}")
+            for path in args.files:
+                dataset, (report,) = read_dialogues(path, skip_short=args.skip_short)
+                windows = report.utterances - report.dialogues  # one window per response position
+                print(
+                    f"{path:60s} {report.dialogues:9d} {report.utterances:10d} {windows:8d} {report.skipped_short:7d}"
+                )
+                for i, value in enumerate((report.dialogues, report.utterances, windows)):
+                    totals[i] += value
+            print(f"{'total':60s} {totals[0]:9d} {totals[1]:10d} {totals[2]:8d}")
+        else:
+            dataset, reports = read_dialogues(args.files, skip_short=args.skip_short)
+            for report in reports:
+                print(report)
+            built = build_eval_groups(dataset, num_candidates=args.num_candidates, seed=args.seed)
+            write_jsonl(built, args.out)
+            print(f"wrote {len(built)} groups to {args.out}")
+    except (DialogueFormatError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""BERT-FP fine-grained post-training model (Han et al., NAACL 2021): MLM + utterance relevance classification.
+
+This file is copied next to the weights by `save_pretrained` and loaded from the Hub with `trust_remote_code=True`,
+so it must import nothing but the standard library, torch and transformers.
+
+Parameter names match transformers' BERT classes (`bert.*`, `cls.predictions.*`), so a post-trained checkpoint
+loads into `AutoModel` / `AutoModelForSequenceClassification` without remote code, and a `BertForPreTraining` /
+`BertForMaskedLM` checkpoint (e.g. `klue/bert-base`) brings its MLM head into post-training.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import BertConfig, BertModel, BertPreTrainedModel, PreTrainedTokenizerBase
+from transformers.models.bert.modeling_bert import BertOnlyMLMHead
+from transformers.utils import ModelOutput
+
+# Defaults for the BERT-FP attributes stored in the `BertConfig` (written into it on construction).
+# 3 URC labels: random / same-dialogue-but-wrong / correct next utterance; 2 gives the NSP-style ablation.
+URC_CONFIG_DEFAULTS: dict[str, Any] = {"num_urc_labels": 3, "mlm_loss_weight": 1.0, "urc_loss_weight": 1.0}
+
+
+@dataclass
+class FineGrainedPostTrainingOutput(ModelOutput):
+    """Output of `BertForFineGrainedPostTraining`.
+
+    `mlm_logits` covers only the masked positions (shape `[num_masked, vocab_size]`, row order as in
+    `labels[labels != -100]`); a full `[batch, seq, vocab]` tensor is never built.
+    """
+
+    loss: torch.Tensor | None = None
+    mlm_loss: torch.Tensor | None = None
+    urc_loss: torch.Tensor | None = None
+    urc_logits: torch.Tensor | None = None
+    mlm_logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class BertUrcHead(nn.Module):
+    """Utterance relevance classifier on the pooled [CLS] output (dropout + linear, like BERT's NSP head)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_urc_labels)
+
+    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(pooled_output))
+
+
+class BertForFineGrainedPostTraining(BertPreTrainedModel):
+    """BERT with an MLM head (`cls`, tied to the word embeddings) and a URC head (`urc_classifier`).
+
+    The URC head is deliberately not called `classifier`, so `AutoModelForSequenceClassification` starts its
+    response-selection classifier fresh instead of inheriting the 3-way URC weights.
+
+    A head whose loss weight is 0 (URC-only / MLM-only ablations) is skipped in `forward` and frozen here:
+    DDP without `find_unused_parameters` fails on trainable parameters that never get a gradient.
+    """
+
+    config_class = BertConfig
+    base_model_prefix = "bert"
+    # Trainer passes `num_items_in_batch` to, and under DDP rescales the loss of, models that accept loss kwargs.
+    # Our losses are per-batch means, so opt out explicitly.
+    accepts_loss_kwargs = False
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+    # BertForPreTraining checkpoints carry an NSP head; BERT-FP replaces it with the URC head.
+    _keys_to_ignore_on_load_unexpected = [r"^cls\.seq_relationship\."]
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        for key, default in URC_CONFIG_DEFAULTS.items():
+            if getattr(config, key, None) is None:
+                setattr(config, key, default)
+
+        self.bert = BertModel(config)
+        self.cls = BertOnlyMLMHead(config)
+        self.urc_classifier = BertUrcHead(config)
+
+        self.post_init()
+        self._freeze_unused_heads()
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """Re-apply `_freeze_unused_heads`: loading replaces the parameters and resets their `requires_grad`."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # tuple with `output_loading_info=True`
+        model._freeze_unused_heads()
+        return loaded
+
+    @property
+    def uses_mlm(self) -> bool:
+        return self.config.mlm_loss_weight != 0
+
+    @property
+    def uses_urc(self) -> bool:
+        return self.config.urc_loss_weight != 0
+
+    def _freeze_unused_heads(self) -> None:
+        """Freeze parameters that a zero loss weight leaves out of the graph (see the class docstring)."""
+        if not self.uses_mlm:
+            # Not `self.cls`: its decoder weight is the (still trained) word embedding matrix.
+            self.cls.predictions.transform.requires_grad_(False)
+            self.cls.predictions.bias.requires_grad_(False)
+        if not self.uses_urc:
+            self.bert.pooler.requires_grad_(False)
+            self.urc_classifier.requires_grad_(False)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        urc_labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> FineGrainedPostTrainingOutput | tuple[torch.Tensor, ...]:
+        """`labels`: MLM targets, -100 at unmasked positions. `urc_labels`: one URC class per sequence.
+
+        The loss is `mlm_loss_weight * mlm_loss + urc_loss_weight * urc_loss` over the losses that were computed.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            # Resolved here because BertModel takes an explicit None as False rather than as "use the config".
+            output_attentions=output_attentions if output_attentions is not None else self.config.output_attentions,
+            output_hidden_states=(
+                output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+            ),
+            return_dict=True,
+        )
+
+        mlm_loss = mlm_logits = None
+        if self.uses_mlm and labels is not None:
+            mlm_loss, mlm_logits = self._masked_lm(outputs.last_hidden_state, labels)
+
+        urc_loss = urc_logits = None
+        if self.uses_urc:
+            urc_logits = self.urc_classifier(outputs.pooler_output)
+            if urc_labels is not None:
+                urc_loss = F.cross_entropy(urc_logits, urc_labels.view(-1))
+
+        weighted = [
+            weight * part_loss
+            for weight, part_loss in ((self.config.mlm_loss_weight, mlm_loss), (self.config.urc_loss_weight, urc_loss))
+            if part_loss is not None
+        ]
+        loss = sum(weighted) if weighted else None
+
+        output = FineGrainedPostTrainingOutput(
+            loss=loss,
+            mlm_loss=mlm_loss,
+            urc_loss=urc_loss,
+            urc_logits=urc_logits,
+            mlm_logits=mlm_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _masked_lm(self, sequence_output: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MLM loss and logits over masked positions only.
+
+        Gathering first skips the vocabulary projection for the ~85% of positions that have no target, which is
+        most of the head's compute and memory at a 32k vocabulary.
+
+        The loss is a sum divided by `max(num_masked, 1)` rather than a mean: with no masked token in the batch the
+        head still runs on an empty tensor, so the loss is an exact 0 that depends on every MLM head parameter.
+        Under DDP each of them then gets a (zero) gradient, instead of being reported as unused (or the mean's NaN).
+        """
+        is_masked = labels != -100
+        targets = labels[is_masked]
+        logits = self.cls(sequence_output[is_masked])
+        loss = F.cross_entropy(logits, targets, reduction="sum") / max(targets.numel(), 1)
+        return loss, logits
+
+
+def prepare_model_for_post_training(
+    model_name_or_path: str, tokenizer: PreTrainedTokenizerBase, **config_overrides: Any
+) -> BertForFineGrainedPostTraining:
+    """Load a BERT checkpoint (local directory or Hub id) for BERT-FP post-training.
+
+    `config_overrides` (e.g. `num_urc_labels`, `mlm_loss_weight`) are set on the loaded config before the model is
+    built: `from_pretrained(**kwargs)` would only apply kwargs that are already attributes of `BertConfig`. The
+    embeddings grow to `len(tokenizer)` for added special tokens such as `[EOT]`; they never shrink, since a
+    checkpoint may pad its vocabulary beyond the tokenizer.
+    """
+    config = BertConfig.from_pretrained(model_name_or_path)
+    for key, value in config_overrides.items():
+        setattr(config, key, value)
+    model = BertForFineGrainedPostTraining.from_pretrained(model_name_or_path, config=config)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    return model
+
+
+BertForFineGrainedPostTraining.register_for_auto_class("AutoModelForPreTraining")

@@ -1,0 +1,238 @@
+"""Tokenisation and example tables: what the collators read.
+
+Each utterance is tokenised once (``datasets.map``, batched and cached), however many windows or
+pairs it appears in. Windows and pairs are then tables of integers that point into the tokenised
+dialogues (a :class:`DialoguePool`); the collators assemble ``[CLS] context [SEP] response [SEP]``
+at batch time. This keeps the Arrow cache small and lets candidates be drawn afresh every epoch.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow.compute as pc
+from datasets import Dataset, Features, Value
+from datasets import Sequence as HFSequence
+from transformers import PreTrainedTokenizerBase
+
+EOT_TOKEN = "[EOT]"
+
+WINDOW_FEATURES = Features(
+    {name: Value("int64") for name in ("dialogue", "start", "position", "length")},
+)
+PAIR_FEATURES = Features(
+    {
+        name: Value("int64")
+        for name in ("dialogue", "start", "position", "candidate_dialogue", "candidate_position", "label", "group")
+    }
+    | {"length": Value("int64")}
+)
+
+
+def add_eot_token(tokenizer: PreTrainedTokenizerBase) -> int:
+    """Add ``[EOT]`` as a special token (never split, never masked) and return its id."""
+    if EOT_TOKEN not in tokenizer.get_vocab():
+        tokenizer.add_special_tokens({"additional_special_tokens": [EOT_TOKEN]})
+    elif EOT_TOKEN not in tokenizer.all_special_tokens:
+        tokenizer.add_special_tokens({"additional_special_tokens": [EOT_TOKEN]})
+    return tokenizer.convert_tokens_to_ids(EOT_TOKEN)
+
+
+def tokenize_dialogues(
+    dialogues: Dataset, tokenizer: PreTrainedTokenizerBase, *, batch_size: int = 1000, num_proc: int | None = None
+) -> Dataset:
+    """Add ``utterance_ids`` (no special tokens) and ``utterance_lengths``; cached by ``datasets``."""
+
+    def encode(batch: dict) -> dict:
+        flat = [text for turns in batch["utterances"] for text in turns]
+        ids = tokenizer(flat, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)[
+            "input_ids"
+        ]
+        out_ids, out_lengths, i = [], [], 0
+        for turns in batch["utterances"]:
+            chunk = ids[i : i + len(turns)]
+            i += len(turns)
+            out_ids.append(chunk)
+            out_lengths.append([len(x) for x in chunk])
+        return {"utterance_ids": out_ids, "utterance_lengths": out_lengths}
+
+    features = dialogues.features.copy()
+    features["utterance_ids"] = HFSequence(HFSequence(Value("int32")))
+    features["utterance_lengths"] = HFSequence(Value("int32"))
+    return dialogues.map(
+        encode, batched=True, batch_size=batch_size, num_proc=num_proc, features=features, desc="Tokenising"
+    )
+
+
+def corpus_codes(dataset: Dataset) -> np.ndarray:
+    """Integer code of each dialogue's corpus, read from Arrow without building Python strings."""
+    column = dataset.with_format("arrow")["corpus"]
+    encoded = pc.dictionary_encode(column)
+    chunks = encoded.chunks if hasattr(encoded, "chunks") else [encoded]
+    # chunks may carry different dictionaries; unify them through the dictionary values
+    names: dict[str, int] = {}
+    out = []
+    for chunk in chunks:
+        remap = np.array([names.setdefault(v, len(names)) for v in chunk.dictionary.to_pylist()] or [0], np.int32)
+        out.append(remap[chunk.indices.to_numpy(zero_copy_only=False)])
+    return np.concatenate(out) if out else np.zeros(0, np.int32)
+
+
+class DialoguePool:
+    """Tokenised dialogues plus the lookups collators need to draw candidates.
+
+    Random negatives come from the same corpus as the context by default: a model trained on a mix
+    of corpora otherwise learns to tell corpora apart rather than responses.
+    """
+
+    def __init__(self, tokenized: Dataset, *, same_corpus_negatives: bool = True) -> None:
+        self.ids = tokenized.select_columns(["utterance_ids"])
+        self.num_turns = np.asarray(tokenized.with_format("numpy")["num_turns"], dtype=np.int64)
+        codes = corpus_codes(tokenized) if same_corpus_negatives else np.zeros(len(tokenized), np.int32)
+        self.corpus = codes
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(codes.max() + 2 if len(codes) else 1))
+        self.members = [order[bounds[c] : bounds[c + 1]] for c in range(len(bounds) - 1)]
+
+    def __len__(self) -> int:
+        return len(self.num_turns)
+
+    def fetch(self, indices: Sequence[int]) -> dict[int, list[list[int]]]:
+        """Utterance ids of the given dialogues, one Arrow read for the batch."""
+        unique = sorted(set(int(i) for i in indices))
+        rows = self.ids[unique]["utterance_ids"]
+        return dict(zip(unique, rows, strict=True))
+
+    def other_dialogue(self, dialogue: int, rng: random.Random | np.random.Generator) -> int:
+        """A random dialogue of the same corpus that is not ``dialogue`` (any corpus if it is alone)."""
+        members = self.members[self.corpus[dialogue]]
+        if len(members) < 2:
+            members = np.arange(len(self))
+            if len(members) < 2:
+                raise ValueError("drawing a negative needs at least two dialogues")
+        while True:
+            other = int(members[_randrange(rng, len(members))])
+            if other != dialogue:
+                return other
+
+
+def _randrange(rng: random.Random | np.random.Generator, n: int) -> int:
+    return rng.randrange(n) if isinstance(rng, random.Random) else int(rng.integers(n))
+
+
+def build_windows(tokenized: Dataset, *, window: int = 3) -> Dataset:
+    """Post-training windows: ``window`` utterances of context and the next one, one per position.
+
+    ``length`` estimates the assembled length (context + [EOT]s + response + 3 specials) for
+    length-grouped batching.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+
+    def explode(lengths_batch: list[list[int]], indices: list[int]) -> dict:
+        out: dict[str, list[int]] = {key: [] for key in WINDOW_FEATURES}
+        for dialogue, lengths in zip(indices, lengths_batch, strict=True):
+            for t in range(1, len(lengths)):
+                start = max(0, t - window)
+                out["dialogue"].append(dialogue)
+                out["start"].append(start)
+                out["position"].append(t)
+                out["length"].append(sum(lengths[start:t]) + (t - start - 1) + lengths[t] + 3)
+        return out
+
+    return tokenized.map(
+        explode,
+        batched=True,
+        with_indices=True,
+        input_columns=["utterance_lengths"],
+        remove_columns=tokenized.column_names,
+        features=WINDOW_FEATURES,
+        desc="Building windows",
+    )
+
+
+def build_pairs(
+    tokenized: Dataset,
+    pool: DialoguePool,
+    *,
+    every_prefix: bool = True,
+    negatives_per_positive: int = 1,
+    max_turns: int | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """Fine-tuning pairs: each context prefix with its true next utterance plus random negatives.
+
+    With ``every_prefix`` every position of a dialogue is a context (the paper's augmentation);
+    otherwise only the last one. Negatives are drawn once here, reproducibly from ``seed``.
+    """
+
+    def explode(lengths_batch: list[list[int]], indices: list[int]) -> dict:
+        out: dict[str, list[int]] = {key: [] for key in PAIR_FEATURES}
+        for dialogue, lengths in zip(indices, lengths_batch, strict=True):
+            rng = random.Random(f"{seed}:{dialogue}")
+            positions = range(1, len(lengths)) if every_prefix else [len(lengths) - 1]
+            for t in positions:
+                start = 0 if max_turns is None else max(0, t - max_turns)
+                length = sum(lengths[start:t]) + (t - start - 1) + lengths[t] + 3
+                candidates = [(dialogue, t, 1)]
+                for _ in range(negatives_per_positive):
+                    other = pool.other_dialogue(dialogue, rng)
+                    candidates.append((other, rng.randrange(int(pool.num_turns[other])), 0))
+                for cand_dialogue, cand_position, label in candidates:
+                    for key, value in (
+                        ("dialogue", dialogue),
+                        ("start", start),
+                        ("position", t),
+                        ("candidate_dialogue", cand_dialogue),
+                        ("candidate_position", cand_position),
+                        ("label", label),
+                        ("group", -1),
+                        ("length", length),
+                    ):
+                        out[key].append(value)
+        return out
+
+    return tokenized.map(
+        explode,
+        batched=True,
+        with_indices=True,
+        input_columns=["utterance_lengths"],
+        remove_columns=tokenized.column_names,
+        features=PAIR_FEATURES,
+        desc="Building pairs",
+    )
+
+
+def groups_to_pairs(
+    groups: Sequence[dict], tokenizer: PreTrainedTokenizerBase, *, max_turns: int | None = None
+) -> tuple[Dataset, DialoguePool, list[str]]:
+    """Evaluation groups as pair rows over a pool of their own: one pool row per group.
+
+    Each row carries its group index, so scores are matched to groups by id, never by row order.
+    Returns the pairs, the pool and the group ids (index -> ``group_id``).
+    """
+    turns = [[*(g["context"] if max_turns is None else g["context"][-max_turns:]), *g["candidates"]] for g in groups]
+    pool_rows = Dataset.from_dict(
+        {"utterances": turns, "num_turns": [len(t) for t in turns], "corpus": ["groups"] * len(groups)}
+    )
+    tokenized = tokenize_dialogues(pool_rows, tokenizer)
+    pool = DialoguePool(tokenized, same_corpus_negatives=False)
+    rows: dict[str, list[int]] = {key: [] for key in PAIR_FEATURES}
+    for g, (group, lengths) in enumerate(zip(groups, tokenized["utterance_lengths"], strict=True)):
+        n_context = len(turns[g]) - len(group["candidates"])
+        context_length = sum(lengths[:n_context]) + n_context - 1
+        for j, label in enumerate(group["labels"]):
+            for key, value in (
+                ("dialogue", g),
+                ("start", 0),
+                ("position", n_context),
+                ("candidate_dialogue", g),
+                ("candidate_position", n_context + j),
+                ("label", int(label)),
+                ("group", g),
+                ("length", context_length + lengths[n_context + j] + 3),
+            ):
+                rows[key].append(value)
+    return Dataset.from_dict(rows, features=PAIR_FEATURES), pool, [str(g["group_id"]) for g in groups]

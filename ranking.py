@@ -1,0 +1,462 @@
+"""Rank candidate responses to a dialogue context with a fine-tuned BERT-FP response selector.
+
+The model is the 2-class ``AutoModelForSequenceClassification`` that fine-tuning saves (label "next": the
+candidate is the true next utterance). Pairs are assembled by ``data_collators.assemble_pair``, the code
+fine-tuning and evaluation use, so a score here is the score the model was trained and evaluated on.
+``ResponseSelector.rank`` returns what sentence-transformers' ``CrossEncoder.rank`` returns, so code written
+against one works with the other.
+
+    mrs-rank --model runs/fine-tune --context "주말에 뭐 해?" "등산 가려고" --candidates "어디로?" "배고파"
+    mrs-rank --model runs/fine-tune --input groups.jsonl --output ranked.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from tqdm import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from data_collators import assemble_pair, special_ids
+
+__all__ = ["ResponseSelector", "main"]
+
+DEFAULT_MAX_LENGTH = 256
+NEXT_LABEL = "next"
+# `rank_batch` scores consecutive items together until they hold this many batches of pairs: enough pairs for
+# sorting by length to remove most padding, few enough to keep memory flat over a long JSONL file.
+BATCHES_PER_CHUNK = 16
+
+Pair = tuple[list[int], list[int]]
+
+
+class ResponseSelector:
+    """Score and rank candidate responses to a dialogue context (a cross-encoder: one forward pass per pair)."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        max_length: int | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        """Wrap an in-memory model and tokenizer; ``max_length`` defaults to the one fine-tuning used.
+
+        Fine-tuning records its ``max_length`` as ``config.mrs_max_length``; scoring with a different one
+        would truncate contexts differently from what the model learned on.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if max_length is None:
+            max_length = getattr(model.config, "mrs_max_length", None) or DEFAULT_MAX_LENGTH
+            max_length = min(max_length, positions) if positions else max_length
+        elif positions and max_length > positions:
+            raise ValueError(f"max_length {max_length} exceeds the model's {positions} position embeddings")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.next_index = _next_label_index(model.config)
+        self.special = special_ids(tokenizer)
+        # Models without segment embeddings (RoBERTa-style) reject token_type_ids of 1.
+        self.use_token_types = "token_type_ids" in tokenizer.model_input_names
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_name_or_path: str,
+        *,
+        device: str | None = None,
+        max_length: int | None = None,
+        batch_size: int = 32,
+        torch_dtype: torch.dtype | str | None = None,
+        **hub_kwargs: Any,
+    ) -> ResponseSelector:
+        """Load a fine-tuned selector from a local directory or a Hub repo id.
+
+        ``hub_kwargs`` (``revision``, ``token``, ``cache_dir``, ``local_files_only``, ...) go to both the tokenizer
+        and the model. ``device`` defaults to cuda, else mps, else cpu. A checkpoint without a trained
+        classification head (e.g. a post-trained one) is refused: its scores would be random.
+        """
+        local = Path(model_name_or_path).expanduser()
+        if local.exists():
+            source, tried = str(local), f"local path {local}"
+        elif _is_hub_id(model_name_or_path):
+            source, tried = model_name_or_path, f"Hub repo {model_name_or_path!r} (there is no local path of that name)"
+        else:
+            raise FileNotFoundError(f"model not found: {model_name_or_path} does not exist and is not a Hub repo id")
+        resolved_device = _resolve_device(device)
+        model_kwargs = dict(hub_kwargs, output_loading_info=True)
+        if torch_dtype is not None:
+            model_kwargs["dtype"] = torch_dtype
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
+            model, loading_info = AutoModelForSequenceClassification.from_pretrained(source, **model_kwargs)
+        except (OSError, ValueError) as err:
+            raise OSError(f"could not load a model from the {tried}: {err}") from err
+        if loading_info["missing_keys"]:
+            missing = ", ".join(sorted(loading_info["missing_keys"]))
+            raise ValueError(
+                f"{model_name_or_path} is not a fine-tuned response selector: {missing} would be randomly "
+                "initialised (fine-tune it with mrs-fine-tune first)"
+            )
+        return cls(model.to(resolved_device), tokenizer, max_length=max_length, batch_size=batch_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def score(
+        self,
+        context: Sequence[str],
+        candidates: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+    ) -> list[float]:
+        """Probability that each candidate is the next utterance after ``context`` (oldest turn first).
+
+        Scores are in candidate order. Blank context turns are dropped: they would only add an empty turn.
+        """
+        context, candidates = _check_inputs(context, candidates)
+        return self._score_groups([(context, candidates)], batch_size or self.batch_size, show_progress_bar)[0]
+
+    def rank(
+        self,
+        context: Sequence[str],
+        candidates: Sequence[str],
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+    ) -> list[dict[str, Any]]:
+        """``[{"corpus_id": i, "score": p, ("text": candidates[i])}, ...]``, best first, like ``CrossEncoder.rank``.
+
+        Ties keep candidate order (lower ``corpus_id`` first); ``top_k`` keeps the best ``top_k``.
+        """
+        _check_top_k(top_k)
+        scores = self.score(context, candidates, batch_size=batch_size, show_progress_bar=show_progress_bar)
+        return _ranking(scores, candidates, top_k, return_documents)
+
+    def rank_batch(
+        self,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Rank many ``{"context": [...], "candidates": [...], ...}`` items lazily, in input order.
+
+        Each item comes back with all its keys plus ``"ranking"`` (as ``rank`` returns it): the JSONL batch
+        format. Pairs of consecutive items share batches, so groups of a few candidates still fill a GPU.
+        """
+        _check_top_k(top_k)
+        batch_size = batch_size or self.batch_size
+        chunk: list[tuple[Mapping[str, Any], list[str], list[str]]] = []
+        num_pairs = 0
+        for index, item in enumerate(items):
+            try:
+                context, candidates = _item_inputs(item)
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"item {index}: {err}") from err
+            chunk.append((item, context, candidates))
+            num_pairs += len(candidates)
+            if num_pairs >= batch_size * BATCHES_PER_CHUNK:
+                yield from self._rank_chunk(chunk, top_k, return_documents, batch_size)
+                chunk, num_pairs = [], 0
+        if chunk:
+            yield from self._rank_chunk(chunk, top_k, return_documents, batch_size)
+
+    def _rank_chunk(
+        self,
+        chunk: Sequence[tuple[Mapping[str, Any], list[str], list[str]]],
+        top_k: int | None,
+        return_documents: bool,
+        batch_size: int,
+    ) -> Iterator[dict[str, Any]]:
+        groups = [(context, candidates) for _, context, candidates in chunk]
+        for (item, _, candidates), scores in zip(chunk, self._score_groups(groups, batch_size, False), strict=True):
+            yield {**item, "ranking": _ranking(scores, candidates, top_k, return_documents)}
+
+    def _score_groups(
+        self, groups: Sequence[tuple[list[str], list[str]]], batch_size: int, show_progress_bar: bool
+    ) -> list[list[float]]:
+        """Scores of every group's candidates; each distinct text is tokenised once, however often it occurs."""
+        texts = list(dict.fromkeys(text for context, candidates in groups for text in (*context, *candidates)))
+        encoded = self.tokenizer(
+            texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False
+        )["input_ids"]
+        ids = dict(zip(texts, encoded, strict=True))
+        pairs: list[Pair] = []
+        for context, candidates in groups:
+            context_ids = [ids[text] for text in context]
+            pairs.extend(
+                assemble_pair(
+                    context_ids,
+                    ids[candidate],
+                    cls_id=self.special.cls,
+                    sep_id=self.special.sep,
+                    eot_id=self.special.eot,
+                    max_length=self.max_length,
+                )
+                for candidate in candidates
+            )
+        scores = self._score_pairs(pairs, batch_size, show_progress_bar)
+        out, start = [], 0
+        for _, candidates in groups:
+            out.append(scores[start : start + len(candidates)])
+            start += len(candidates)
+        return out
+
+    @torch.inference_mode()
+    def _score_pairs(self, pairs: Sequence[Pair], batch_size: int, show_progress_bar: bool) -> list[float]:
+        """Batches of similar length (little padding), longest first so running out of memory shows at once."""
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]), reverse=True)
+        scores = [0.0] * len(pairs)
+        for start in tqdm(
+            range(0, len(order), batch_size), desc="Scoring", unit="batch", disable=not show_progress_bar
+        ):
+            batch = order[start : start + batch_size]
+            probabilities = self._next_probabilities([pairs[i] for i in batch])
+            for i, probability in zip(batch, probabilities, strict=True):
+                scores[i] = probability
+        return scores
+
+    def _next_probabilities(self, pairs: Sequence[Pair]) -> list[float]:
+        width = max(len(input_ids) for input_ids, _ in pairs)
+        padded = [(input_ids, token_types, width - len(input_ids)) for input_ids, token_types in pairs]
+        inputs = {
+            "input_ids": [ids + [self.special.pad] * n for ids, _, n in padded],
+            "attention_mask": [[1] * len(ids) + [0] * n for ids, _, n in padded],
+        }
+        if self.use_token_types:
+            inputs["token_type_ids"] = [types + [0] * n for _, types, n in padded]
+        tensors = {key: torch.tensor(value, dtype=torch.long, device=self.device) for key, value in inputs.items()}
+        logits = self.model(**tensors).logits
+        return logits.float().softmax(dim=-1)[:, self.next_index].tolist()
+
+
+def _next_label_index(config: Any) -> int:
+    """Index of the "next" class: from ``id2label``, else 1 for a 2-class model with generic label names."""
+    by_name = {str(label).lower(): int(index) for index, label in (config.id2label or {}).items()}
+    if NEXT_LABEL in by_name:
+        return by_name[NEXT_LABEL]
+    if config.num_labels == 2:
+        return 1
+    raise ValueError(f"expected a 2-class response selection model, got labels {config.id2label}")
+
+
+def _is_hub_id(name: str) -> bool:
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _resolve_device(device: str | None) -> torch.device:
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}") from err
+
+
+def _check_strings(field: str, values: Any) -> None:
+    # A bare string is a Sequence too, and would silently become one turn per character.
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise TypeError(f"{field} must be a list of strings, got {type(values).__name__}")
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise TypeError(f"{field}[{i}] must be a string, got {type(value).__name__}")
+
+
+def _check_inputs(context: Any, candidates: Any) -> tuple[list[str], list[str]]:
+    """Validate one group; return the non-blank context turns and the candidates as lists."""
+    _check_strings("context", context)
+    _check_strings("candidates", candidates)
+    turns = [turn for turn in context if turn.strip()]
+    if not turns:
+        raise ValueError("context must contain at least one non-empty utterance")
+    if not candidates:
+        raise ValueError("candidates must contain at least one response")
+    return turns, list(candidates)
+
+
+def _item_inputs(item: Any) -> tuple[list[str], list[str]]:
+    if not isinstance(item, Mapping):
+        raise TypeError(f"expected an object with 'context' and 'candidates', got {type(item).__name__}")
+    for field in ("context", "candidates"):
+        if field not in item:
+            raise ValueError(f"missing field '{field}'")
+    return _check_inputs(item["context"], item["candidates"])
+
+
+def _check_top_k(top_k: int | None) -> None:
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+
+
+def _ranking(
+    scores: Sequence[float], candidates: Sequence[str], top_k: int | None, return_documents: bool
+) -> list[dict[str, Any]]:
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])  # stable: ties keep the lower corpus_id first
+    ranking: list[dict[str, Any]] = []
+    for i in order[:top_k]:
+        entry: dict[str, Any] = {"corpus_id": i, "score": scores[i]}
+        if return_documents:
+            entry["text"] = candidates[i]
+        ranking.append(entry)
+    return ranking
+
+
+# ----------------------------------------------------------------------------------------------------------- CLI
+
+
+class CliError(Exception):
+    """A user error the CLI reports as one line on stderr with exit code 2."""
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mrs-rank",
+        description="Rank candidate responses to a dialogue context with a fine-tuned response selector.",
+        epilog=(
+            "examples:\n"
+            '  mrs-rank --model runs/fine-tune --context "주말에 뭐 해?" "등산 가려고" \\\n'
+            '           --candidates "어디로?" "배고파" --top_k 1\n'
+            "  mrs-rank --model runs/fine-tune --input groups.jsonl --output ranked.jsonl"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="fine-tuned model directory or Hub repo id")
+    single = parser.add_argument_group("one dialogue (prints a table)")
+    single.add_argument("--context", nargs="*", metavar="UTTERANCE", help="context turns, oldest first")
+    single.add_argument("--candidates", nargs="*", metavar="RESPONSE", help="candidate responses to rank")
+    batch = parser.add_argument_group("many dialogues (JSONL)")
+    batch.add_argument(
+        "--input", type=Path, help='JSONL file, one {"context": [...], "candidates": [...], "id": ...} per line'
+    )
+    batch.add_argument("--output", type=Path, help='JSONL file: each input line plus "ranking" (written atomically)')
+    batch.add_argument("--return_documents", action="store_true", help='add each candidate\'s "text" to "ranking"')
+    parser.add_argument("--top_k", type=_positive_int, help="keep only the best K candidates")
+    parser.add_argument("--device", help="torch device (default: cuda, else mps, else cpu)")
+    parser.add_argument("--batch_size", type=_positive_int, default=32, help="pairs per forward pass (default: 32)")
+    parser.add_argument("--max_length", type=_positive_int, help="tokens per pair (default: the fine-tuning value)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``mrs-rank``: 0 on success, 2 (with a one-line message on stderr) on a usage or input error."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.input is not None or args.output is not None:
+            _rank_jsonl_files(args)
+        else:
+            _rank_one(args)
+    except CliError as err:
+        print(f"mrs-rank: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _load(args: argparse.Namespace) -> ResponseSelector:
+    try:
+        return ResponseSelector.from_pretrained(
+            args.model, device=args.device, max_length=args.max_length, batch_size=args.batch_size
+        )
+    except (OSError, ValueError) as err:
+        raise CliError(str(err).splitlines()[0]) from err
+
+
+def _rank_one(args: argparse.Namespace) -> None:
+    if args.context is None and args.candidates is None:
+        raise CliError("nothing to rank: give --context and --candidates, or --input and --output")
+    try:
+        context, candidates = _check_inputs(args.context or [], args.candidates or [])
+    except (TypeError, ValueError) as err:
+        raise CliError(str(err)) from err
+    ranking = _load(args).rank(context, candidates, top_k=args.top_k, return_documents=True)
+    print(_format_table(ranking))
+
+
+def _format_table(ranking: Sequence[Mapping[str, Any]]) -> str:
+    # Text goes last: Hangul is double width in a terminal, so nothing after it would line up.
+    lines = [f"{'rank':>4}  {'score':<6}  text"]
+    lines += [f"{rank:>4}  {entry['score']:.4f}  {entry['text']}" for rank, entry in enumerate(ranking, 1)]
+    return "\n".join(lines)
+
+
+def _rank_jsonl_files(args: argparse.Namespace) -> None:
+    if args.context is not None or args.candidates is not None:
+        raise CliError("give either --context/--candidates or --input/--output, not both")
+    if args.input is None or args.output is None:
+        raise CliError("--input and --output go together")
+    # Check every line before loading the model, so a typo on the last line does not cost a whole run.
+    count = sum(1 for _ in _read_jsonl(args.input))
+    selector = _load(args)
+    ranked = selector.rank_batch(_read_jsonl(args.input), top_k=args.top_k, return_documents=args.return_documents)
+    progress = tqdm(ranked, total=count, desc="Ranking", unit="dialogue")
+    _write_atomically(args.output, (json.dumps(item, ensure_ascii=False) + "\n" for item in progress))
+    print(f"ranked {count} dialogues into {args.output}", file=sys.stderr)
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Items of a JSONL file (blank lines skipped); a bad line raises a CliError naming file, line and field."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for line_number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise CliError(f"{path}:{line_number}: invalid JSON ({err.msg} at column {err.colno})") from err
+                try:
+                    _item_inputs(item)
+                except (TypeError, ValueError) as err:
+                    raise CliError(f"{path}:{line_number}: {err}") from err
+                yield item
+    except (OSError, UnicodeDecodeError) as err:
+        raise CliError(f"cannot read {path}: {err}") from err
+
+
+def _write_atomically(path: Path, lines: Iterable[str]) -> None:
+    """Write to a temporary file beside ``path``, then rename it over ``path``.
+
+    An error or Ctrl-C part-way leaves ``path`` as it was (absent or the previous output), never half-written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("w", encoding="utf-8") as out:
+            out.writelines(lines)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

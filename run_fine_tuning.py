@@ -1,0 +1,258 @@
+"""Fine-tune a (post-trained) BERT as a response-selection cross-encoder and score it on fixed groups.
+
+Built like transformers' ``run_glue.py``: dataclass arguments from a config file and/or the command
+line, ``do_train``/``do_eval``/``do_predict``, last-checkpoint detection, metrics logged and saved.
+
+The model is ``AutoModelForSequenceClassification`` with 2 labels and a softmax (``not_next``/``next``),
+not a single sigmoid logit: the standard ``text-classification`` pipeline then returns meaningful
+labels, and the "next" probability is ``softmax(logits)[:, 1]``.
+
+    python run_fine_tuning.py configs/fine_tuning/tiny.yaml
+    accelerate launch run_fine_tuning.py configs/fine_tuning/klue-bert-base.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    EvalPrediction,
+    HfArgumentParser,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from bm25_baseline import bm25_scores
+from config_args import parse_config_and_args
+from data_collators import PoolCollatorTrainerMixin, ResponseSelectionCollator
+from dialogue_data import DialogueFormatError, read_dialogues, read_eval_groups, write_jsonl
+from mrs_metrics import compute_ranking_metrics, format_metrics_table
+from preprocessing import DialoguePool, add_eot_token, build_pairs, groups_to_pairs, tokenize_dialogues
+from run_post_training import detect_last_checkpoint, setup_logging
+
+logger = logging.getLogger(__name__)
+
+ID2LABEL = {0: "not_next", 1: "next"}
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="klue/bert-base",
+        metadata={"help": "A post-trained checkpoint, or any BERT checkpoint (local path or Hub id)."},
+    )
+    tokenizer_name: str | None = field(default=None)
+
+
+@dataclass
+class DataArguments:
+    train_files: list[str] = field(default_factory=list, metadata={"help": "Training dialogues (JSONL or .txt)."})
+    validation_groups: str | None = field(default=None, metadata={"help": "Fixed eval groups (JSONL or .txt)."})
+    test_groups: str | None = field(default=None, metadata={"help": "Fixed test groups (JSONL or .txt)."})
+    every_prefix: bool = field(default=True, metadata={"help": "Every context prefix becomes an example."})
+    negatives_per_positive: int = field(default=1)
+    max_turns: int | None = field(default=None, metadata={"help": "Keep at most this many latest context turns."})
+    max_seq_length: int = field(default=256)
+    same_corpus_negatives: bool = field(default=True)
+    skip_short: bool = field(default=False)
+    max_train_samples: int | None = field(default=None)
+    early_stopping_patience: int | None = field(default=None, metadata={"help": "Evaluations without gain."})
+    bm25_baseline: bool = field(default=True, metadata={"help": "Also score BM25 on the same groups."})
+
+
+@dataclass
+class FineTuningArguments(TrainingArguments):
+    """Trainer arguments with the paper's learning rate and this task's defaults."""
+
+    learning_rate: float = field(default=1e-5)
+    remove_unused_columns: bool = field(default=False)
+    # BertForSequenceClassification.forward takes **kwargs: without this, transformers 5.x scales the
+    # loss by the world size under DDP.
+    average_tokens_across_devices: bool = field(default=False)
+    metric_for_best_model: str | None = field(default="r10@1")
+    greater_is_better: bool | None = field(default=True)
+    label_names: list[str] | None = field(default_factory=lambda: ["labels"])
+
+
+class ResponseSelectionTrainer(PoolCollatorTrainerMixin, Trainer):
+    """Carries each row's group id through prediction, so scores meet their groups by id."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = {k: v for k, v in inputs.items() if k != "group_ids"}
+        outputs = model(**inputs)
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        group_ids = inputs.pop("group_ids")
+        with torch.no_grad():
+            outputs = model(**inputs)
+        scores = outputs.logits.float().softmax(-1)[:, 1]
+        return outputs.loss.detach(), scores, torch.stack([inputs["labels"], group_ids], dim=-1)
+
+
+def ranking_metrics(prediction: EvalPrediction) -> dict[str, float]:
+    labels, group_ids = prediction.label_ids[:, 0], prediction.label_ids[:, 1]
+    return compute_ranking_metrics(group_ids, prediction.predictions, labels)
+
+
+def bm25_metrics(groups: list[dict]) -> dict[str, float]:
+    ids, scores, labels = [], [], []
+    for g, group in enumerate(groups):
+        scores += bm25_scores(group["context"], group["candidates"])
+        ids += [g] * len(group["candidates"])
+        labels += group["labels"]
+    return compute_ranking_metrics(ids, scores, labels)
+
+
+def write_predictions(path: Path, groups: list[dict], scores: np.ndarray, rows: np.ndarray) -> None:
+    """One line per candidate, keyed by group id, written atomically."""
+    records = (
+        {
+            "group_id": groups[int(g)]["group_id"],
+            "candidate": groups[int(g)]["candidates"][int(p) - len(groups[int(g)]["context"])],
+            "label": int(label),
+            "score": float(score),
+        }
+        for (g, p, label), score in zip(rows, scores, strict=True)
+    )
+    write_jsonl(records, path)
+
+
+def run(argv: list[str] | None = None) -> dict[str, float]:
+    """Parse arguments, then train / evaluate / predict; returns the metrics."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, FineTuningArguments))
+    model_args, data_args, training_args = parse_config_and_args(parser, argv)
+    setup_logging(training_args)
+    set_seed(training_args.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
+    add_eot_token(tokenizer)
+
+    def load_groups(path: str | None, what: str) -> list[dict] | None:
+        if path is None:
+            return None
+        try:
+            return read_eval_groups(path)
+        except DialogueFormatError as err:
+            raise SystemExit(f"error: {what}: {err}") from None
+
+    validation_groups = load_groups(data_args.validation_groups, "validation_groups")
+    test_groups = load_groups(data_args.test_groups, "test_groups")
+    if training_args.do_eval and validation_groups is None:
+        raise SystemExit("error: --do_eval needs --validation_groups (write them with `mrs-data groups`)")
+    if training_args.do_predict and test_groups is None:
+        raise SystemExit("error: --do_predict needs --test_groups (write them with `mrs-data groups`)")
+
+    train_pairs = train_collator = None
+    if training_args.do_train:
+        if not data_args.train_files:
+            raise SystemExit("error: --do_train needs --train_files")
+        with training_args.main_process_first(desc="reading and tokenising dialogues"):
+            try:
+                dialogues, reports = read_dialogues(data_args.train_files, skip_short=data_args.skip_short)
+            except DialogueFormatError as err:
+                raise SystemExit(f"error: {err}") from None
+            for report in reports:
+                logger.info("read %s", report)
+            tokenized = tokenize_dialogues(dialogues, tokenizer)
+            pool = DialoguePool(tokenized, same_corpus_negatives=data_args.same_corpus_negatives)
+            train_pairs = build_pairs(
+                tokenized,
+                pool,
+                every_prefix=data_args.every_prefix,
+                negatives_per_positive=data_args.negatives_per_positive,
+                max_turns=data_args.max_turns,
+                seed=training_args.seed,
+            )
+        if data_args.max_train_samples is not None:
+            train_pairs = train_pairs.select(range(min(data_args.max_train_samples, len(train_pairs))))
+        logger.info("%d training pairs from %d dialogues", len(train_pairs), len(dialogues))
+        train_collator = ResponseSelectionCollator(tokenizer=tokenizer, pool=pool, max_length=data_args.max_seq_length)
+
+    def group_collator(groups: list[dict] | None):
+        if groups is None:
+            return None, None
+        pairs, pool, _ = groups_to_pairs(groups, tokenizer, max_turns=data_args.max_turns)
+        return pairs, ResponseSelectionCollator(tokenizer=tokenizer, pool=pool, max_length=data_args.max_seq_length)
+
+    eval_pairs, eval_collator = group_collator(validation_groups)
+    test_pairs, test_collator = group_collator(test_groups)
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_args.model_name_or_path, num_labels=2, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()}
+    )
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer))
+    # The post-training class's auto_map does not describe this model; keep the config plain BERT.
+    model.config.auto_map = None
+    model.config.mrs_max_length = data_args.max_seq_length
+    model.config.mrs_max_turns = data_args.max_turns
+
+    callbacks = []
+    if data_args.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
+    trainer = ResponseSelectionTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_pairs,
+        eval_dataset=eval_pairs,
+        data_collator=train_collator or eval_collator or test_collator,
+        eval_collator=eval_collator,
+        test_collator=test_collator,
+        processing_class=tokenizer,
+        compute_metrics=ranking_metrics,
+        callbacks=callbacks,
+    )
+    metrics: dict[str, float] = {}
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=detect_last_checkpoint(training_args))
+        trainer.save_model()
+        result.metrics["train_samples"] = len(train_pairs)
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+        metrics.update(result.metrics)
+    if training_args.do_eval:
+        eval_metrics = trainer.evaluate()
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        metrics.update(eval_metrics)
+    if training_args.do_predict:
+        output = trainer.predict(test_pairs, metric_key_prefix="test")
+        test_metrics = dict(output.metrics)
+        table = {"model": {k.removeprefix("test_"): v for k, v in test_metrics.items()}}
+        if data_args.bm25_baseline:
+            bm25 = bm25_metrics(test_groups)
+            test_metrics.update({f"bm25_{k}": v for k, v in bm25.items()})
+            table["BM25"] = bm25
+        trainer.log_metrics("test", test_metrics)
+        trainer.save_metrics("test", test_metrics)
+        metrics.update(test_metrics)
+        if trainer.is_world_process_zero():
+            rows = np.stack(
+                [output.label_ids[:, 1], np.asarray(test_pairs["candidate_position"]), output.label_ids[:, 0]], -1
+            )
+            write_predictions(
+                Path(training_args.output_dir) / "test_predictions.jsonl", test_groups, output.predictions, rows
+            )
+            logger.info("test groups: %s\n%s", data_args.test_groups, format_metrics_table(table))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""BERT-FP fine-grained post-training (MLM + utterance relevance classification) on the Trainer.
+
+Built like transformers' ``run_mlm.py``: dataclass arguments from a config file and/or the command
+line, ``do_train``/``do_eval``, last-checkpoint detection and resume, metrics logged and saved.
+
+    python run_post_training.py configs/post_training/tiny.yaml
+    accelerate launch --config_file configs/accelerate/multi_gpu.yaml \\
+        run_post_training.py configs/post_training/klue-bert-base.yaml
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+
+import torch
+import transformers
+from transformers import AutoTokenizer, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from config_args import parse_config_and_args
+from data_collators import CollatorEpochCallback, PostTrainingCollator
+from dialogue_data import DialogueFormatError, ReadReport, read_dialogues, split_by_id
+from modeling_mrs import prepare_model_for_post_training
+from preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
+
+logger = logging.getLogger(__name__)
+
+# Eval draws use a fixed "epoch" so that every evaluation scores the same candidates and masks.
+EVAL_EPOCH = 1_000_000
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="klue/bert-base", metadata={"help": "Pretrained BERT: a local path or a Hub id."}
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Defaults to model_name_or_path."})
+    num_urc_labels: int = field(
+        default=3, metadata={"help": "3 = BERT-FP's URC; 2 = NSP-style (true next vs. another dialogue) ablation."}
+    )
+    mlm_loss_weight: float = field(default=1.0, metadata={"help": "0 gives URC-only post-training."})
+    urc_loss_weight: float = field(default=1.0, metadata={"help": "0 gives MLM-only post-training."})
+
+
+@dataclass
+class DataArguments:
+    train_files: list[str] = field(default_factory=list, metadata={"help": "JSONL or benchmark .txt dialogue files."})
+    validation_files: list[str] = field(
+        default_factory=list, metadata={"help": "Held-out dialogues; else validation_ratio of train, split by id."}
+    )
+    validation_ratio: float = field(default=0.05)
+    split_seed: int = field(default=0)
+    window: int = field(default=3, metadata={"help": "Context utterances per window (the paper: 3; Douban: 2)."})
+    max_seq_length: int = field(default=240)
+    mlm_probability: float = field(default=0.15)
+    urc_probabilities: list[float] = field(
+        default_factory=lambda: [0.5, 0.25, 0.25],
+        metadata={"help": "P(other dialogue), P(same dialogue), P(true next); NSP mode uses the first and last."},
+    )
+    whole_word_masking: bool = field(default=False, metadata={"help": "Mask whole eojeol (word) spans."})
+    same_corpus_negatives: bool = field(default=True)
+    skip_short: bool = field(default=False, metadata={"help": "Skip (and count) dialogues under 2 utterances."})
+    max_train_samples: int | None = field(default=None)
+    max_eval_samples: int | None = field(default=None)
+    preprocessing_num_workers: int | None = field(default=None)
+
+
+@dataclass
+class PostTrainingArguments(TrainingArguments):
+    """Trainer arguments with the defaults this task needs."""
+
+    # Our collator reads index columns that the model's forward does not take.
+    remove_unused_columns: bool = field(default=False)
+    # transformers 5.x scales the loss by the world size for models whose forward takes **kwargs;
+    # keep the plain per-device mean so that N processes train like one.
+    average_tokens_across_devices: bool = field(default=False)
+    train_sampling_strategy: str = field(default="group_by_length")
+    logging_steps: float = field(default=50)
+
+
+class PostTrainingTrainer(Trainer):
+    """Logs the MLM loss, URC loss and URC accuracy beside the summed loss."""
+
+    def __init__(self, *args, eval_collator: PostTrainingCollator | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.eval_collator = eval_collator
+        self._parts = torch.zeros(4, dtype=torch.float64)  # mlm loss, urc loss, urc correct, urc count
+        self._steps = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        if model.training:
+            correct = count = 0.0
+            if outputs.urc_logits is not None:
+                correct = (outputs.urc_logits.argmax(-1) == inputs["urc_labels"]).sum().item()
+                count = inputs["urc_labels"].numel()
+            self._parts += torch.tensor(
+                [_item(outputs.mlm_loss), _item(outputs.urc_loss), correct, count], dtype=torch.float64
+            )
+            self._steps += 1
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._steps:
+            parts = self.accelerator.reduce(self._parts.to(self.args.device), reduction="sum").cpu()
+            steps = self.accelerator.reduce(torch.tensor(float(self._steps), device=self.args.device), "sum").item()
+            logs["mlm_loss"] = round(parts[0].item() / steps, 4)
+            logs["urc_loss"] = round(parts[1].item() / steps, 4)
+            if parts[3] > 0:
+                logs["urc_accuracy"] = round(parts[2].item() / parts[3].item(), 4)
+            self._parts.zero_()
+            self._steps = 0
+        super().log(logs, start_time)
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        """Held-out windows need their own pool (their indices point into it) and fixed draws."""
+        train_collator = self.data_collator
+        self.data_collator = self.eval_collator
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = train_collator
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Per-example URC logits and MLM loss sums, so evaluation gathers cleanly across processes."""
+        with torch.no_grad():
+            outputs = model(**inputs)
+        batch = inputs["input_ids"].shape[0]
+        masked = inputs["labels"] != -100
+        example = masked.nonzero()[:, 0]
+        nll = torch.zeros(batch, device=example.device)
+        counts = masked.sum(-1).float()
+        if outputs.mlm_logits is not None and example.numel():
+            token_nll = torch.nn.functional.cross_entropy(
+                outputs.mlm_logits.float(), inputs["labels"][masked], reduction="none"
+            )
+            nll = nll.index_add(0, example, token_nll)
+        urc_logits = outputs.urc_logits if outputs.urc_logits is not None else torch.zeros(batch, 1)
+        logits = torch.cat([urc_logits.float(), nll[:, None], counts[:, None]], dim=-1)
+        return outputs.loss.detach(), logits, inputs["urc_labels"]
+
+
+def _item(value: torch.Tensor | None) -> float:
+    return 0.0 if value is None else value.detach().float().item()
+
+
+def compute_post_training_metrics(prediction: EvalPrediction) -> dict[str, float]:
+    """URC accuracy overall and per class, and MLM perplexity over the held-out windows."""
+    logits, labels = prediction.predictions, prediction.label_ids
+    urc_logits, nll, counts = logits[:, :-2], logits[:, -2], logits[:, -1]
+    metrics: dict[str, float] = {}
+    if counts.sum() > 0:
+        metrics["mlm_perplexity"] = float(math.exp(min(nll.sum() / counts.sum(), 50.0)))
+    if urc_logits.shape[1] > 1:
+        predicted = urc_logits.argmax(-1)
+        metrics["urc_accuracy"] = float((predicted == labels).mean())
+        for label in range(urc_logits.shape[1]):
+            chosen = labels == label
+            if chosen.any():
+                metrics[f"urc_accuracy_class_{label}"] = float((predicted[chosen] == label).mean())
+    return metrics
+
+
+def load_split_dialogues(data_args: DataArguments, *, need_validation: bool):
+    """Read train (and validation) dialogues; without validation files, hold out a split by id."""
+    train, reports = read_dialogues(data_args.train_files, skip_short=data_args.skip_short)
+    validation = None
+    if data_args.validation_files:
+        validation, more = read_dialogues(data_args.validation_files, skip_short=data_args.skip_short)
+        reports += more
+    elif need_validation:
+        splits = split_by_id(
+            train, data_args.split_seed, (1 - data_args.validation_ratio, data_args.validation_ratio, 0.0)
+        )
+        train, validation = splits["train"], splits["validation"]
+    return train, validation, reports
+
+
+def _log_reports(reports: list[ReadReport]) -> None:
+    for report in reports:
+        logger.info("read %s", report)
+
+
+def detect_last_checkpoint(training_args: TrainingArguments) -> str | None:
+    """The latest checkpoint in output_dir, unless one was named explicitly."""
+    if training_args.resume_from_checkpoint is not None or not os.path.isdir(training_args.output_dir):
+        return training_args.resume_from_checkpoint
+    last = get_last_checkpoint(training_args.output_dir)
+    if last is not None:
+        logger.info("Resuming from the last checkpoint %s", last)
+    return last
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    level = training_args.get_process_log_level()
+    logger.setLevel(level)
+    transformers.utils.logging.set_verbosity(level)
+    logging.getLogger("dialogue_data").setLevel(level)
+
+
+def run(argv: list[str] | None = None) -> dict[str, float]:
+    """Parse arguments, train and/or evaluate; returns the metrics."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, PostTrainingArguments))
+    model_args, data_args, training_args = parse_config_and_args(parser, argv)
+    setup_logging(training_args)
+    if not data_args.train_files:
+        raise SystemExit("error: --train_files is required")
+    set_seed(training_args.seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
+    add_eot_token(tokenizer)
+    with training_args.main_process_first(desc="reading and tokenising dialogues"):
+        try:
+            train, validation, reports = load_split_dialogues(data_args, need_validation=training_args.do_eval)
+        except DialogueFormatError as err:
+            raise SystemExit(f"error: {err}") from None
+        _log_reports(reports)
+        train_tok = tokenize_dialogues(train, tokenizer, num_proc=data_args.preprocessing_num_workers)
+        train_windows = build_windows(train_tok, window=data_args.window)
+        eval_tok = eval_windows = None
+        if validation is not None:
+            eval_tok = tokenize_dialogues(validation, tokenizer, num_proc=data_args.preprocessing_num_workers)
+            eval_windows = build_windows(eval_tok, window=data_args.window)
+    if data_args.max_train_samples is not None:
+        train_windows = train_windows.select(range(min(data_args.max_train_samples, len(train_windows))))
+    if eval_windows is not None and data_args.max_eval_samples is not None:
+        eval_windows = eval_windows.select(range(min(data_args.max_eval_samples, len(eval_windows))))
+    logger.info("%d training windows, %s evaluation windows", len(train_windows), eval_windows and len(eval_windows))
+
+    model = prepare_model_for_post_training(
+        model_args.model_name_or_path,
+        tokenizer,
+        num_urc_labels=model_args.num_urc_labels,
+        mlm_loss_weight=model_args.mlm_loss_weight,
+        urc_loss_weight=model_args.urc_loss_weight,
+    )
+    collator_settings = dict(
+        tokenizer=tokenizer,
+        max_length=data_args.max_seq_length,
+        mlm_probability=data_args.mlm_probability,
+        urc_probabilities=tuple(data_args.urc_probabilities),
+        num_urc_labels=model_args.num_urc_labels,
+        whole_word_masking=data_args.whole_word_masking,
+        seed=training_args.seed,
+    )
+    train_collator = PostTrainingCollator(
+        pool=DialoguePool(train_tok, same_corpus_negatives=data_args.same_corpus_negatives), **collator_settings
+    )
+    eval_collator = None
+    if eval_tok is not None:
+        eval_pool = DialoguePool(eval_tok, same_corpus_negatives=data_args.same_corpus_negatives)
+        eval_collator = dataclasses.replace(train_collator, pool=eval_pool, epoch=EVAL_EPOCH)
+    trainer = PostTrainingTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_windows if training_args.do_train else None,
+        eval_dataset=eval_windows if training_args.do_eval else None,
+        data_collator=train_collator,
+        eval_collator=eval_collator,
+        processing_class=tokenizer,
+        compute_metrics=compute_post_training_metrics,
+        callbacks=[CollatorEpochCallback(train_collator)],
+    )
+    metrics: dict[str, float] = {}
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=detect_last_checkpoint(training_args))
+        trainer.save_model()
+        metrics.update(result.metrics)
+        metrics["train_samples"] = len(train_windows)
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+    if training_args.do_eval and eval_windows is not None:
+        eval_metrics = trainer.evaluate()
+        eval_metrics["eval_samples"] = len(eval_windows)
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        metrics.update(eval_metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
