@@ -194,12 +194,14 @@ class PostTrainingCollator:
         probabilities = tuple(float(p) for p in self.urc_probabilities)
         if len(probabilities) != self.num_urc_labels or min(probabilities) < 0 or abs(sum(probabilities) - 1) > 1e-6:
             raise ValueError(
-                f"urc_probabilities must be {self.num_urc_labels} non-negative numbers summing to 1, got {probabilities}"
+                f"urc_probabilities must be {self.num_urc_labels} non-negative numbers summing to 1, "
+                f"got {probabilities}"
             )
         if not 0 <= self.mlm_probability <= 1:
             raise ValueError(f"mlm_probability must be in [0, 1], got {self.mlm_probability}")
         self.urc_probabilities = probabilities
         self._cumulative = np.cumsum(probabilities).tolist()
+        self._cumulative[-1] = 1.0  # rounding must never leave a draw above the last bound
         self._special = special_ids(self.tokenizer)
         vocab_size = len(self.tokenizer)
         self._is_special = np.zeros(vocab_size, dtype=bool)
@@ -212,9 +214,7 @@ class PostTrainingCollator:
         """The example's generator and its URC candidate; the generator then goes on to draw the MLM."""
         dialogue, position = int(feature["dialogue"]), int(feature["position"])
         rng = np.random.default_rng([self.seed, self.epoch, dialogue, position])
-        candidate = draw_candidate(
-            rng, self.pool, dialogue, position, self._cumulative, URC_KINDS[self.num_urc_labels]
-        )
+        candidate = draw_candidate(rng, self.pool, dialogue, position, self._cumulative, URC_KINDS[self.num_urc_labels])
         return rng, candidate
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
@@ -225,30 +225,37 @@ class PostTrainingCollator:
         ]
         batch = _assemble_batch(self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of)
         input_ids = batch["input_ids"]
+        maskable = ~self._is_special[input_ids]  # [PAD] is special too, so padding is never masked
+        starts = None
+        if self.whole_word_masking:  # a word starts at a maskable token that does not continue one
+            previous = np.pad(maskable[:, :-1], ((0, 0), (1, 0)))
+            starts = maskable & ~(self._is_continuation[input_ids] & previous)
         labels = np.full_like(input_ids, IGNORE_INDEX)
-        lengths = batch["attention_mask"].sum(axis=1)
         for i, (rng, _) in enumerate(draws):
-            self._mask(input_ids[i, : lengths[i]], labels[i, : lengths[i]], rng)
+            masked = self._select(maskable[i], None if starts is None else starts[i], rng)
+            labels[i, masked] = input_ids[i, masked]
+            action, pick = rng.random((2, len(masked)))
+            random_ids = self._replacement_ids[(pick * len(self._replacement_ids)).astype(np.int64)]
+            input_ids[i, masked] = np.where(
+                action < 0.8, self._special.mask, np.where(action < 0.9, random_ids, input_ids[i, masked])
+            )
         batch["labels"] = labels
         batch["urc_labels"] = np.array([c.label for _, c in draws], dtype=np.int64)
         return _to_tensors(batch)
 
-    def _mask(self, ids: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> None:
-        """Mask one example in place (views into the batch): BERT's exact-count selection.
+    def _select(self, maskable: np.ndarray, starts: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+        """Positions to mask in one row, as Google's ``create_pretraining_data``: ``round(p * maskable)``.
 
-        As Google's ``create_pretraining_data``: ``round(p * maskable)`` targets, words taken in random
-        order and a word skipped if it would overshoot; without whole-word masking every token is a word.
+        Words are taken in random order, a word skipped if it would overshoot the target. Without
+        whole-word masking (``starts is None``) every token is a word, so that greedy fill reduces to
+        the first ``target`` positions of the permutation.
         """
-        maskable = ~self._is_special[ids]
-        if self.whole_word_masking:
-            previous = np.concatenate(([False], maskable[:-1]))
-            starts = maskable & ~(self._is_continuation[ids] & previous)
-        else:
-            starts = maskable
-        word_of = np.cumsum(starts) - 1  # word index of each position; meaningful where maskable
         positions = np.flatnonzero(maskable)
-        word_lengths = np.bincount(word_of[positions], minlength=int(starts.sum())).tolist()
         target = int(len(positions) * self.mlm_probability + 0.5)
+        if starts is None:
+            return positions[rng.permutation(len(positions))[:target]]
+        word_of = np.cumsum(starts)[positions] - 1
+        word_lengths = np.bincount(word_of).tolist()
         chosen = np.zeros(len(word_lengths), dtype=bool)
         total = 0
         for word in rng.permutation(len(word_lengths)).tolist():
@@ -257,11 +264,7 @@ class PostTrainingCollator:
             if total + word_lengths[word] <= target:
                 chosen[word] = True
                 total += word_lengths[word]
-        masked = positions[chosen[word_of[positions]]]
-        labels[masked] = ids[masked]
-        action = rng.random(len(masked))
-        random_ids = self._replacement_ids[rng.integers(len(self._replacement_ids), size=len(masked))]
-        ids[masked] = np.where(action < 0.8, self._special.mask, np.where(action < 0.9, random_ids, ids[masked]))
+        return positions[chosen[word_of]]
 
 
 class CollatorEpochCallback(TrainerCallback):
@@ -283,7 +286,8 @@ class CollatorEpochCallback(TrainerCallback):
 
 @dataclass
 class ResponseSelectionCollator:
-    """Fine-tuning and ranking batches over pair rows: 0/1 ``labels`` and each row's ``group_ids``.
+    """Fine-tuning and ranking batches over pair rows: 0/1 ``labels``, each row's ``group_ids`` and, for
+    evaluation rows, ``candidate_ids`` (the candidate's index in its group; -1 for training rows).
 
     No randomness: negatives were drawn when the pairs were built.
     """
@@ -311,4 +315,36 @@ class ResponseSelectionCollator:
         batch = _assemble_batch(self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of)
         batch["labels"] = np.array([int(f["label"]) for f in features], dtype=np.int64)
         batch["group_ids"] = np.array([int(f["group"]) for f in features], dtype=np.int64)
+        batch["candidate_ids"] = np.array(
+            [int(f["candidate_position"]) - int(f["position"]) if int(f["group"]) >= 0 else -1 for f in features],
+            dtype=np.int64,
+        )
         return _to_tensors(batch)
+
+
+class PoolCollatorTrainerMixin:
+    """Trainer mixin: evaluation and test rows index pools of their own, so they need their own collators.
+
+    ``eval_collator`` serves evaluation (during and after training), ``test_collator`` serves
+    ``predict``; either falls back to the training collator.
+    """
+
+    def __init__(self, *args, eval_collator=None, test_collator=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.eval_collator = eval_collator
+        self.test_collator = test_collator
+
+    def _with_collator(self, collator, make, *args):
+        if collator is None:
+            return make(*args)
+        train_collator, self.data_collator = self.data_collator, collator
+        try:
+            return make(*args)
+        finally:
+            self.data_collator = train_collator
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        return self._with_collator(self.eval_collator, super().get_eval_dataloader, eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        return self._with_collator(self.test_collator, super().get_test_dataloader, test_dataset)

@@ -36,7 +36,7 @@ NEXT_LABEL = "next"
 # sorting by length to remove most padding, few enough to keep memory flat over a long JSONL file.
 BATCHES_PER_CHUNK = 16
 
-Pair = tuple[list[int], list[int]]
+Pair = tuple[Sequence[int], Sequence[int]]  # (input_ids, token_type_ids)
 
 
 class ResponseSelector:
@@ -222,27 +222,31 @@ class ResponseSelector:
 
     @torch.inference_mode()
     def _score_pairs(self, pairs: Sequence[Pair], batch_size: int, show_progress_bar: bool) -> list[float]:
-        """Batches of similar length (little padding), longest first so running out of memory shows at once."""
-        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]), reverse=True)
-        scores = [0.0] * len(pairs)
+        """Scores in input order, each distinct pair computed once.
+
+        Once, because padding moves the last bits of a score: a repeated candidate scored in two batches could
+        land either side of itself, and its tie would no longer go to the lower ``corpus_id``. Batches hold pairs
+        of similar length (little padding), longest first so running out of memory shows at once.
+        """
+        keys = [(tuple(input_ids), tuple(token_types)) for input_ids, token_types in pairs]
+        unique = sorted(dict.fromkeys(keys), key=lambda key: len(key[0]), reverse=True)
+        scores: dict[Pair, float] = {}
         for start in tqdm(
-            range(0, len(order), batch_size), desc="Scoring", unit="batch", disable=not show_progress_bar
+            range(0, len(unique), batch_size), desc="Scoring", unit="batch", disable=not show_progress_bar
         ):
-            batch = order[start : start + batch_size]
-            probabilities = self._next_probabilities([pairs[i] for i in batch])
-            for i, probability in zip(batch, probabilities, strict=True):
-                scores[i] = probability
-        return scores
+            batch = unique[start : start + batch_size]
+            scores.update(zip(batch, self._next_probabilities(batch), strict=True))
+        return [scores[key] for key in keys]
 
     def _next_probabilities(self, pairs: Sequence[Pair]) -> list[float]:
         width = max(len(input_ids) for input_ids, _ in pairs)
         padded = [(input_ids, token_types, width - len(input_ids)) for input_ids, token_types in pairs]
         inputs = {
-            "input_ids": [ids + [self.special.pad] * n for ids, _, n in padded],
+            "input_ids": [[*ids, *[self.special.pad] * n] for ids, _, n in padded],
             "attention_mask": [[1] * len(ids) + [0] * n for ids, _, n in padded],
         }
         if self.use_token_types:
-            inputs["token_type_ids"] = [types + [0] * n for _, types, n in padded]
+            inputs["token_type_ids"] = [[*types, *[0] * n] for _, types, n in padded]
         tensors = {key: torch.tensor(value, dtype=torch.long, device=self.device) for key, value in inputs.items()}
         logits = self.model(**tensors).logits
         return logits.float().softmax(dim=-1)[:, self.next_index].tolist()

@@ -35,6 +35,7 @@ from bm25_baseline import bm25_scores
 from config_args import parse_config_and_args
 from data_collators import PoolCollatorTrainerMixin, ResponseSelectionCollator
 from dialogue_data import DialogueFormatError, read_dialogues, read_eval_groups, write_jsonl
+from hub import HubArguments, HubPushMixin, build_model_card, push_final
 from mrs_metrics import compute_ranking_metrics, format_metrics_table
 from preprocessing import DialoguePool, add_eot_token, build_pairs, groups_to_pairs, tokenize_dialogues
 from run_post_training import detect_last_checkpoint, setup_logging
@@ -83,21 +84,22 @@ class FineTuningArguments(TrainingArguments):
     label_names: list[str] | None = field(default_factory=lambda: ["labels"])
 
 
-class ResponseSelectionTrainer(PoolCollatorTrainerMixin, Trainer):
+class ResponseSelectionTrainer(HubPushMixin, PoolCollatorTrainerMixin, Trainer):
     """Carries each row's group id through prediction, so scores meet their groups by id."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = {k: v for k, v in inputs.items() if k != "group_ids"}
+        inputs = {k: v for k, v in inputs.items() if k not in ("group_ids", "candidate_ids")}
         outputs = model(**inputs)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
-        group_ids = inputs.pop("group_ids")
+        ids = torch.stack([inputs.pop("group_ids"), inputs.pop("candidate_ids")], dim=-1)
         with torch.no_grad():
             outputs = model(**inputs)
         scores = outputs.logits.float().softmax(-1)[:, 1]
-        return outputs.loss.detach(), scores, torch.stack([inputs["labels"], group_ids], dim=-1)
+        # labels, group ids and candidate ids travel together, so any sampler order or process count is safe
+        return outputs.loss.detach(), scores, torch.cat([inputs["labels"][:, None], ids], dim=-1)
 
 
 def ranking_metrics(prediction: EvalPrediction) -> dict[str, float]:
@@ -114,24 +116,25 @@ def bm25_metrics(groups: list[dict]) -> dict[str, float]:
     return compute_ranking_metrics(ids, scores, labels)
 
 
-def write_predictions(path: Path, groups: list[dict], scores: np.ndarray, rows: np.ndarray) -> None:
-    """One line per candidate, keyed by group id, written atomically."""
+def write_predictions(path: Path, groups: list[dict], scores: np.ndarray, label_ids: np.ndarray) -> None:
+    """One line per candidate, keyed by group id and candidate index, written atomically."""
     records = (
         {
             "group_id": groups[int(g)]["group_id"],
-            "candidate": groups[int(g)]["candidates"][int(p) - len(groups[int(g)]["context"])],
+            "candidate_index": int(c),
+            "candidate": groups[int(g)]["candidates"][int(c)],
             "label": int(label),
             "score": float(score),
         }
-        for (g, p, label), score in zip(rows, scores, strict=True)
+        for (label, g, c), score in zip(label_ids, scores, strict=True)
     )
     write_jsonl(records, path)
 
 
 def run(argv: list[str] | None = None) -> dict[str, float]:
     """Parse arguments, then train / evaluate / predict; returns the metrics."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, FineTuningArguments))
-    model_args, data_args, training_args = parse_config_and_args(parser, argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, FineTuningArguments, HubArguments))
+    model_args, data_args, training_args, hub_args = parse_config_and_args(parser, argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
 
@@ -194,7 +197,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer))
     # The post-training class's auto_map does not describe this model; keep the config plain BERT.
-    model.config.auto_map = None
+    if hasattr(model.config, "auto_map"):
+        del model.config.auto_map
     model.config.mrs_max_length = data_args.max_seq_length
     model.config.mrs_max_turns = data_args.max_turns
 
@@ -214,8 +218,28 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         callbacks=callbacks,
     )
     metrics: dict[str, float] = {}
+
+    def card():
+        # test results when there are some, else validation results; keys like "test_r10@1" -> "r10@1"
+        prefix = "test_" if any(k.startswith("test_r") for k in metrics) else "eval_"
+        return build_model_card(
+            stage="fine-tuning",
+            repo_id=trainer.hub_model_id or training_args.hub_model_id or Path(training_args.output_dir).name,
+            base_model=model_args.model_name_or_path,
+            args=training_args,
+            settings={
+                "every_prefix": data_args.every_prefix,
+                "negatives_per_positive": data_args.negatives_per_positive,
+                "max_turns": data_args.max_turns,
+                "max_seq_length": data_args.max_seq_length,
+            },
+            hub_args=hub_args,
+            eval_results={k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
+        )
+
+    trainer.card_builder = card
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=detect_last_checkpoint(training_args))
+        result = trainer.train(resume_from_checkpoint=detect_last_checkpoint(training_args, hub_args))
         trainer.save_model()
         result.metrics["train_samples"] = len(train_pairs)
         trainer.log_metrics("train", result.metrics)
@@ -233,19 +257,21 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         table = {"model": {k.removeprefix("test_"): v for k, v in test_metrics.items()}}
         if data_args.bm25_baseline:
             bm25 = bm25_metrics(test_groups)
-            test_metrics.update({f"bm25_{k}": v for k, v in bm25.items()})
+            test_metrics.update({f"test_bm25_{k}": v for k, v in bm25.items()})
             table["BM25"] = bm25
         trainer.log_metrics("test", test_metrics)
         trainer.save_metrics("test", test_metrics)
         metrics.update(test_metrics)
         if trainer.is_world_process_zero():
-            rows = np.stack(
-                [output.label_ids[:, 1], np.asarray(test_pairs["candidate_position"]), output.label_ids[:, 0]], -1
-            )
             write_predictions(
-                Path(training_args.output_dir) / "test_predictions.jsonl", test_groups, output.predictions, rows
+                Path(training_args.output_dir) / "test_predictions.jsonl",
+                test_groups,
+                output.predictions,
+                output.label_ids,
             )
             logger.info("test groups: %s\n%s", data_args.test_groups, format_metrics_table(table))
+    if training_args.push_to_hub:
+        push_final(trainer)
     return metrics
 
 

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import transformers
@@ -23,8 +24,9 @@ from transformers import AutoTokenizer, EvalPrediction, HfArgumentParser, Traine
 from transformers.trainer_utils import get_last_checkpoint
 
 from config_args import parse_config_and_args
-from data_collators import CollatorEpochCallback, PostTrainingCollator
+from data_collators import CollatorEpochCallback, PoolCollatorTrainerMixin, PostTrainingCollator
 from dialogue_data import DialogueFormatError, ReadReport, read_dialogues, split_by_id
+from hub import HubArguments, HubPushMixin, build_model_card, download_last_checkpoint, push_final
 from modeling_mrs import prepare_model_for_post_training
 from preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
 
@@ -83,12 +85,11 @@ class PostTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=50)
 
 
-class PostTrainingTrainer(Trainer):
+class PostTrainingTrainer(HubPushMixin, PoolCollatorTrainerMixin, Trainer):
     """Logs the MLM loss, URC loss and URC accuracy beside the summed loss."""
 
-    def __init__(self, *args, eval_collator: PostTrainingCollator | None = None, **kwargs) -> None:
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.eval_collator = eval_collator
         self._parts = torch.zeros(4, dtype=torch.float64)  # mlm loss, urc loss, urc correct, urc count
         self._steps = 0
 
@@ -116,15 +117,6 @@ class PostTrainingTrainer(Trainer):
             self._parts.zero_()
             self._steps = 0
         super().log(logs, start_time)
-
-    def get_eval_dataloader(self, eval_dataset=None):
-        """Held-out windows need their own pool (their indices point into it) and fixed draws."""
-        train_collator = self.data_collator
-        self.data_collator = self.eval_collator
-        try:
-            return super().get_eval_dataloader(eval_dataset)
-        finally:
-            self.data_collator = train_collator
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Per-example URC logits and MLM loss sums, so evaluation gathers cleanly across processes."""
@@ -186,10 +178,19 @@ def _log_reports(reports: list[ReadReport]) -> None:
         logger.info("read %s", report)
 
 
-def detect_last_checkpoint(training_args: TrainingArguments) -> str | None:
-    """The latest checkpoint in output_dir, unless one was named explicitly."""
-    if training_args.resume_from_checkpoint is not None or not os.path.isdir(training_args.output_dir):
+def detect_last_checkpoint(training_args: TrainingArguments, hub_args: HubArguments) -> str | None:
+    """The checkpoint to resume from: a named one, the Hub repo's last-checkpoint/, or the latest local one."""
+    if training_args.resume_from_checkpoint is not None:
         return training_args.resume_from_checkpoint
+    if hub_args.resume_from_hub:
+        # "_*" folders are never uploaded by Trainer, so the download does not travel back to the Hub
+        local = download_last_checkpoint(
+            hub_args.resume_from_hub, Path(training_args.output_dir) / "_hub_resume", token=training_args.hub_token
+        )
+        logger.info("Resuming from %s/last-checkpoint (downloaded to %s)", hub_args.resume_from_hub, local)
+        return local
+    if not os.path.isdir(training_args.output_dir):
+        return None
     last = get_last_checkpoint(training_args.output_dir)
     if last is not None:
         logger.info("Resuming from the last checkpoint %s", last)
@@ -210,8 +211,8 @@ def setup_logging(training_args: TrainingArguments) -> None:
 
 def run(argv: list[str] | None = None) -> dict[str, float]:
     """Parse arguments, train and/or evaluate; returns the metrics."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, PostTrainingArguments))
-    model_args, data_args, training_args = parse_config_and_args(parser, argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, PostTrainingArguments, HubArguments))
+    model_args, data_args, training_args, hub_args = parse_config_and_args(parser, argv)
     setup_logging(training_args)
     if not data_args.train_files:
         raise SystemExit("error: --train_files is required")
@@ -271,9 +272,24 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         compute_metrics=compute_post_training_metrics,
         callbacks=[CollatorEpochCallback(train_collator)],
     )
+    trainer.card_builder = lambda: build_model_card(
+        stage="post-training",
+        repo_id=trainer.hub_model_id or training_args.hub_model_id or Path(training_args.output_dir).name,
+        base_model=model_args.model_name_or_path,
+        args=training_args,
+        settings={
+            "window": data_args.window,
+            "max_seq_length": data_args.max_seq_length,
+            "mlm_probability": data_args.mlm_probability,
+            "urc_probabilities": data_args.urc_probabilities,
+            "num_urc_labels": model_args.num_urc_labels,
+            "whole_word_masking": data_args.whole_word_masking,
+        },
+        hub_args=hub_args,
+    )
     metrics: dict[str, float] = {}
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=detect_last_checkpoint(training_args))
+        result = trainer.train(resume_from_checkpoint=detect_last_checkpoint(training_args, hub_args))
         trainer.save_model()
         metrics.update(result.metrics)
         metrics["train_samples"] = len(train_windows)
@@ -286,6 +302,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         metrics.update(eval_metrics)
+    if training_args.push_to_hub:
+        push_final(trainer)
     return metrics
 
 

@@ -1209,3 +1209,6 @@ def hub_env(local_hub: LocalHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     )
     if not local_hub.running:
         local_hub.start()
+    fs_mod = sys.modules.get("huggingface_hub.hf_file_system")
+    if fs_mod is not None:  # do not leave an HfFileSystem bound to the local endpoint in fsspec's cache
+        fs_mod.HfFileSystem.clear_instance_cache()

@@ -1,0 +1,281 @@
+"""Hugging Face Hub integration: model cards, resuming from a Hub checkpoint, and pushes that fail loudly.
+
+Trainer already pushes (``push_to_hub``, ``hub_model_id``, ``hub_strategy``, ``hub_private_repo``,
+``hub_token``); this module adds what it lacks for ko-mrs:
+
+* :func:`build_model_card` writes a card with ``huggingface_hub``'s ``ModelCard``: stage, base model,
+  data, hyperparameters, ``model-index`` results, a usage snippet, limits and the BERT-FP citation;
+* :func:`download_last_checkpoint` fetches a repo's ``last-checkpoint/`` so that ``--resume_from_hub``
+  continues a run elsewhere (Trainer's ``resume_from_checkpoint`` takes only a local path);
+* :class:`HubPushMixin` reports a failed background checkpoint push instead of dropping it: training
+  goes on, the local checkpoint stays intact, and the next save pushes again.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData, snapshot_download
+from transformers import TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FOLDER = "last-checkpoint"
+
+CITATION = """@inproceedings{han-etal-2021-fine,
+    title = "Fine-grained Post-training for Improving Retrieval-based Dialogue Systems",
+    author = "Han, Janghoon and Hong, Taesuk and Kim, Byoungjae and Ko, Youngjoong and Seo, Jungyun",
+    booktitle = "Proceedings of NAACL-HLT 2021",
+    year = "2021",
+    publisher = "Association for Computational Linguistics",
+    pages = "1549--1558",
+}"""
+
+METRIC_NAMES = {
+    "r10@1": "R10@1",
+    "r10@2": "R10@2",
+    "r10@5": "R10@5",
+    "r@1": "R@1",
+    "r@2": "R@2",
+    "r@5": "R@5",
+    "mrr": "MRR",
+    "map": "MAP",
+    "p@1": "P@1",
+}
+
+
+@dataclass
+class HubArguments:
+    """What a model card and a Hub resume need beyond Trainer's own ``push_to_hub`` arguments."""
+
+    resume_from_hub: str | None = field(
+        default=None,
+        metadata={"help": "Continue from this Hub repo's last-checkpoint/ (pushed with --hub_strategy checkpoint)."},
+    )
+    card_license: str = field(
+        default="cc-by-sa-4.0", metadata={"help": "Licence in the model card (klue/bert-base's)."}
+    )
+    card_datasets: list[str] = field(default_factory=list, metadata={"help": "Dataset names for the model card."})
+    card_eval_dataset: str | None = field(default=None, metadata={"help": "Name of the evaluation set in the card."})
+
+
+def download_last_checkpoint(repo_id: str, local_dir: str | Path, *, token: str | None = None) -> str:
+    """Download ``last-checkpoint/`` of ``repo_id`` and return its local path, for ``resume_from_checkpoint``."""
+    snapshot_download(repo_id, allow_patterns=[f"{CHECKPOINT_FOLDER}/*"], local_dir=str(local_dir), token=token)
+    path = Path(local_dir) / CHECKPOINT_FOLDER
+    if not (path / "trainer_state.json").is_file():
+        raise FileNotFoundError(
+            f"{repo_id} has no {CHECKPOINT_FOLDER}/ with a trainer_state.json; push one with "
+            "--push_to_hub --hub_strategy checkpoint"
+        )
+    return str(path)
+
+
+def _usage(stage: str, repo_id: str) -> str:
+    if stage == "fine-tuning":
+        return f'''With ko-mrs installed (`pip install -e .` in a clone of the ko-mrs repository):
+
+```python
+from ranking import ResponseSelector
+
+selector = ResponseSelector.from_pretrained("{repo_id}")
+context = ["차 좀 보러 왔어요.", "어떤 차종을 생각하세요?"]
+candidates = ["가족이 타기 좋은 SUV를 보고 있어요.", "녹차보다는 홍차가 좋아요.", "내일은 비가 온대요."]
+for hit in selector.rank(context, candidates, return_documents=True):
+    print(f"{{hit['score']:.3f}}  {{hit['text']}}")
+```
+
+With plain transformers (the context joined by `[EOT]`, truncated from the left):
+
+```python
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
+model = AutoModelForSequenceClassification.from_pretrained("{repo_id}").eval()
+tokenizer.truncation_side = "left"
+context = ["차 좀 보러 왔어요.", "어떤 차종을 생각하세요?"]
+candidates = ["가족이 타기 좋은 SUV를 보고 있어요.", "녹차보다는 홍차가 좋아요.", "내일은 비가 온대요."]
+batch = tokenizer([" [EOT] ".join(context)] * len(candidates), candidates, padding=True,
+                  truncation="only_first", max_length=256, return_tensors="pt")
+with torch.inference_mode():
+    probabilities = model(**batch).logits.softmax(-1)[:, 1]
+print(probabilities.tolist())
+```'''
+    return f'''The encoder loads with plain transformers, no remote code:
+
+```python
+from transformers import AutoModel, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
+encoder = AutoModel.from_pretrained("{repo_id}")
+hidden = encoder(**tokenizer("차 좀 보러 왔어요. [EOT] 어떤 차종을 생각하세요?", return_tensors="pt")).last_hidden_state
+```
+
+Fine-tune it as a response selector with ko-mrs (`run_fine_tuning.py --model_name_or_path {repo_id}`), or
+load it for sequence classification directly with `AutoModelForSequenceClassification.from_pretrained("{repo_id}")`.
+The post-training class with its MLM and URC heads loads through `auto_map`:
+
+```python
+from transformers import AutoModelForPreTraining
+
+model = AutoModelForPreTraining.from_pretrained("{repo_id}", trust_remote_code=True)
+```'''
+
+
+def build_model_card(
+    *,
+    stage: str,
+    repo_id: str,
+    base_model: str,
+    args: TrainingArguments,
+    settings: dict[str, Any],
+    hub_args: HubArguments,
+    eval_results: dict[str, float] | None = None,
+) -> ModelCard:
+    """A model card for a post-trained (``stage="post-training"``) or fine-tuned model."""
+    if stage not in ("post-training", "fine-tuning"):
+        raise ValueError(f"stage must be 'post-training' or 'fine-tuning', got {stage!r}")
+    eval_name = hub_args.card_eval_dataset or "held-out groups"
+    results = [
+        EvalResult(
+            task_type="text-ranking",
+            task_name="Multi-turn response selection",
+            dataset_type=eval_name,
+            dataset_name=eval_name,
+            metric_type=key,
+            metric_name=METRIC_NAMES[key],
+            metric_value=round(float(value), 4),
+        )
+        for key, value in (eval_results or {}).items()
+        if key in METRIC_NAMES
+    ]
+    data = ModelCardData(
+        language="ko",
+        license=hub_args.card_license,
+        library_name="transformers",
+        base_model=None if Path(base_model).exists() else base_model,
+        datasets=hub_args.card_datasets or None,
+        tags=["bert", "bert-fp", "response-selection", "dialogue", "korean", "ko-mrs", stage],
+        pipeline_tag="text-classification" if stage == "fine-tuning" else "feature-extraction",
+        model_name=repo_id.split("/")[-1],
+        eval_results=results or None,
+    )
+    hyper = {
+        "learning_rate": args.learning_rate,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "num_processes": args.world_size,
+        "num_train_epochs": args.num_train_epochs,
+        "max_steps": args.max_steps,
+        "warmup_steps": args.warmup_steps,
+        "weight_decay": args.weight_decay,
+        "lr_scheduler_type": str(args.lr_scheduler_type),
+        "seed": args.seed,
+        "bf16": args.bf16,
+        **settings,
+    }
+    what = (
+        "BERT-FP fine-grained post-training (MLM + 3-class utterance relevance classification on short "
+        "dialogue windows). It is an encoder to fine-tune for response selection, not a ranker by itself."
+        if stage == "post-training"
+        else "a response selector: a cross-encoder that scores how likely a candidate is the next utterance of "
+        "a dialogue context (2-class softmax, label `next`)."
+    )
+    rows = "\n".join(f"| {name} | {value} |" for name, value in hyper.items())
+    metric_rows = "\n".join(f"| {r.metric_name} | {r.metric_value} |" for r in results) or "| (not evaluated) | |"
+    content = f"""---
+{data.to_yaml()}
+---
+
+# {repo_id.split("/")[-1]}
+
+Stage: **{stage}**. This model is {what}
+
+- Base model: `{base_model}`
+- Training data: {", ".join(hub_args.card_datasets) or "see the training command"}
+- Trained with [ko-mrs](https://github.com/) (Hugging Face Trainer), a re-implementation of BERT-FP.
+
+## Usage
+
+{_usage(stage, repo_id)}
+
+## Evaluation
+
+On {eval_name} (1 positive among each group's candidates; R@k divides by the number of positives; ties
+count against the positive):
+
+| metric | value |
+|---|---|
+{metric_rows}
+
+## Training hyperparameters
+
+| name | value |
+|---|---|
+{rows}
+
+## Intended use and limits
+
+Intended for ranking candidate replies in Korean retrieval-based dialogue systems and for research on
+response selection. It scores candidates; it does not generate text, and it inherits the topics, style
+and biases of its training dialogues. Scores are not calibrated across domains: check them on your own
+held-out groups before relying on a threshold. Do not use it to make decisions about people.
+
+## Citation
+
+```bibtex
+{CITATION}
+```
+"""
+    return ModelCard(content)
+
+
+class HubPushMixin:
+    """Trainer mixin: our model card, and background pushes whose failures are reported."""
+
+    card_builder = None  # a callable returning a ModelCard, set by the run scripts
+
+    def create_model_card(self, **kwargs) -> None:
+        if self.card_builder is None or not self.is_world_process_zero():
+            return
+        self.card_builder().save(Path(self.args.output_dir) / "README.md")
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        pending = getattr(self, "push_in_progress", None)
+        before = set(pending.jobs) if pending is not None else set()
+        super()._push_from_checkpoint(checkpoint_folder)
+        jobs = self.push_in_progress.jobs if getattr(self, "push_in_progress", None) is not None else []
+        step = self.state.global_step
+        for job in jobs:
+            if job not in before:
+                job.add_done_callback(lambda future, step=step, folder=checkpoint_folder: _report(future, step, folder))
+
+
+def _report(future: Future, step: int, folder: str) -> None:
+    error = future.exception()
+    if error is not None:
+        logger.warning(
+            "Pushing the checkpoint of step %d to the Hub failed (%s: %s). Training goes on; the local checkpoint "
+            "%s is intact and the next save pushes again.",
+            step,
+            type(error).__name__,
+            error,
+            folder,
+        )
+
+
+def push_final(trainer) -> None:
+    """The end-of-training push (blocking); a failure exits with what to do, the local model intact."""
+    try:
+        trainer.push_to_hub(commit_message="End of training", blocking=True)
+    except Exception as error:  # noqa: BLE001 - any transport or Hub error ends the same way
+        raise SystemExit(
+            f"error: pushing {trainer.args.output_dir} to the Hub repo {trainer.hub_model_id} failed "
+            f"({type(error).__name__}: {error}). The trained model is saved locally in {trainer.args.output_dir}; "
+            f"push it later with `hf upload {trainer.hub_model_id} {trainer.args.output_dir}`."
+        ) from error

@@ -1,0 +1,119 @@
+"""The synthetic demo corpus: deterministic, well-formed, split by dialogue id, readable by the data layer."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import demo_corpus
+from demo_corpus import DOMAINS, README_EXAMPLE, generate_dialogues, main, write_demo_corpus
+from dialogue_data import SPLITS, assign_split, iter_jsonl_dialogues
+
+# "차" as a word of its own (차를, 차는, 차 한 잔), not inside 녹차 or 자동차.
+STANDALONE_CHA = re.compile(r"(?<![가-힣])차(?:[를는가도로]|\s|$)")
+
+
+@pytest.fixture(scope="module")
+def dialogues() -> list[dict]:
+    return generate_dialogues()
+
+
+def test_same_seed_same_corpus_other_seed_other_corpus() -> None:
+    assert generate_dialogues(60, seed=3) == generate_dialogues(60, seed=3)
+    assert generate_dialogues(60, seed=3) != generate_dialogues(60, seed=4)
+
+
+def test_shape_of_every_dialogue(dialogues: list[dict]) -> None:
+    assert len(dialogues) >= 400
+    ids = [d["id"] for d in dialogues]
+    assert len(set(ids)) == len(ids)
+    for d in dialogues:
+        assert set(d) == {"id", "utterances", "speakers", "domain"}
+        assert re.fullmatch(rf"demo-{d['domain']}-\d{{4}}", d["id"])
+        assert 4 <= len(d["utterances"]) <= 12
+        assert len(d["speakers"]) == len(d["utterances"])
+        assert all(isinstance(u, str) and u.strip() for u in d["utterances"])
+        assert "{" not in "".join(d["utterances"])  # every template slot was filled
+        first, second = d["speakers"][0], d["speakers"][1]
+        assert first != second
+        assert d["speakers"] == [first if i % 2 == 0 else second for i in range(len(d["speakers"]))]
+
+
+def test_all_domains_in_about_equal_shares(dialogues: list[dict]) -> None:
+    counts = Counter(d["domain"] for d in dialogues)
+    assert set(counts) == set(DOMAINS) and len(DOMAINS) == 9
+    assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_cha_is_used_for_both_car_and_tea(dialogues: list[dict]) -> None:
+    for domain in ("car", "tea"):
+        texts = [u for d in dialogues if d["domain"] == domain for u in d["utterances"]]
+        assert any(STANDALONE_CHA.search(u) for u in texts), domain
+
+
+def test_few_duplicate_utterances_and_no_bare_fillers(dialogues: list[dict]) -> None:
+    utterances = [u for d in dialogues for u in d["utterances"]]
+    duplicate_rate = 1 - len(set(utterances)) / len(utterances)
+    assert duplicate_rate < 0.2
+    assert min(len(u) for u in utterances) >= 8  # no "네", "응" on their own
+
+
+def test_write_splits_by_id_into_utf8_jsonl(tmp_path: Path, dialogues: list[dict]) -> None:
+    out = tmp_path / "demo"
+    paths = write_demo_corpus(out)
+    assert list(paths) == list(SPLITS)
+    seen: dict[str, str] = {}
+    for split, path in paths.items():
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")  # strict: raises on invalid UTF-8
+        assert "\\u" not in text and "차" in text  # ensure_ascii=False
+        lines = text.splitlines()
+        assert lines, split
+        for line in lines:
+            record = json.loads(line)
+            assert record["id"] not in seen
+            assert assign_split(record["id"], 0, (0.8, 0.1, 0.1)) == split
+            seen[record["id"]] = split
+        assert [r["id"] for r in iter_jsonl_dialogues(path)] == [json.loads(line)["id"] for line in lines]
+    assert set(seen) == {d["id"] for d in dialogues}
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.jsonl" for s in SPLITS)
+    reference = tmp_path / "reference.txt"  # the mode any ordinary file gets here
+    reference.write_text("")
+    assert {p.stat().st_mode & 0o777 for p in paths.values()} == {reference.stat().st_mode & 0o777}
+
+
+def test_interrupted_write_keeps_old_files_and_leaves_no_temp(tmp_path: Path, monkeypatch) -> None:
+    paths = write_demo_corpus(tmp_path, n_dialogues=45, seed=1)
+    before = {split: path.read_bytes() for split, path in paths.items()}
+
+    def fail(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(demo_corpus.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_demo_corpus(tmp_path, n_dialogues=45, seed=2)
+    assert {split: path.read_bytes() for split, path in paths.items()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{s}.jsonl" for s in SPLITS)
+
+
+def test_readme_example() -> None:
+    context, candidates, answer = README_EXAMPLE["context"], README_EXAMPLE["candidates"], README_EXAMPLE["answer"]
+    assert 3 <= len(context) <= 4 and all(context)
+    assert len(candidates) == 6 and len(set(candidates)) == 6
+    assert isinstance(answer, int) and 0 <= answer < 6
+    assert any(STANDALONE_CHA.search(turn) for turn in context)  # 차 = car
+    tea = [c for c in candidates if STANDALONE_CHA.search(c)]
+    assert tea and all("녹차" in c for c in tea)  # 차 = tea, a word-overlap trap
+    assert "아반떼" in candidates[answer]
+
+
+def test_cli_prints_counts_and_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--out", str(tmp_path / "demo"), "--n-dialogues", "45", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    counts = {split: int(n) for split, n in re.findall(r"^(\w+)\s+(\d+) dialogues", out, flags=re.MULTILINE)}
+    assert list(counts) == list(SPLITS) and sum(counts.values()) == 45
+    assert all((tmp_path / "demo" / f"{split}.jsonl").is_file() for split in SPLITS)
