@@ -45,3 +45,16 @@ def parse_config_and_args(parser: HfArgumentParser, argv: list[str] | None = Non
             raise SystemExit(f"error: {path}: the config must be a mapping of argument names to values")
         argv = config_to_argv(config) + argv
     return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+
+
+def parse_overrides(text: str | None) -> dict[str, Any]:
+    """``"hidden_dropout_prob=0,num_hidden_layers=2"`` -> a dict of model config values (YAML-typed)."""
+    if not text:
+        return {}
+    overrides = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"error: --config_overrides: expected key=value, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides

@@ -8,7 +8,9 @@ Trainer already pushes (``push_to_hub``, ``hub_model_id``, ``hub_strategy``, ``h
 * :func:`download_last_checkpoint` fetches a repo's ``last-checkpoint/`` so that ``--resume_from_hub``
   continues a run elsewhere (Trainer's ``resume_from_checkpoint`` takes only a local path);
 * :class:`HubPushMixin` reports a failed background checkpoint push instead of dropping it: training
-  goes on, the local checkpoint stays intact, and the next save pushes again.
+  goes on, the local checkpoint stays intact, and the next save pushes again (with Trainer's default
+  ``hub_always_push=False``, saves made while the failed push is still retrying are not pushed). A
+  ``save_model()`` call does not push by itself: :func:`push_final` publishes the run, or exits saying how.
 """
 
 from __future__ import annotations
@@ -244,6 +246,11 @@ class HubPushMixin:
         if self.card_builder is None or not self.is_world_process_zero():
             return
         self.card_builder().save(Path(self.args.output_dir) / "README.md")
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        # Trainer.save_model() also pushes (blocking, outside push_final) when push_to_hub is set: an outage
+        # there would end the run with a raw connection error. The run scripts publish once, with push_final.
+        super().save_model(output_dir, _internal_call=True)
 
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
         pending = getattr(self, "push_in_progress", None)

@@ -27,18 +27,17 @@ from transformers import (
     EvalPrediction,
     HfArgumentParser,
     Trainer,
-    TrainingArguments,
     set_seed,
 )
 
 from bm25_baseline import bm25_scores
-from config_args import parse_config_and_args
+from config_args import parse_config_and_args, parse_overrides
 from data_collators import PoolCollatorTrainerMixin, ResponseSelectionCollator
 from dialogue_data import DialogueFormatError, read_dialogues, read_eval_groups, write_jsonl
 from hub import HubArguments, HubPushMixin, build_model_card, push_final
 from mrs_metrics import compute_ranking_metrics, format_metrics_table
 from preprocessing import DialoguePool, add_eot_token, build_pairs, groups_to_pairs, tokenize_dialogues
-from run_post_training import detect_last_checkpoint, setup_logging
+from run_post_training import MrsTrainingArguments, detect_last_checkpoint, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +51,10 @@ class ModelArguments:
         metadata={"help": "A post-trained checkpoint, or any BERT checkpoint (local path or Hub id)."},
     )
     tokenizer_name: str | None = field(default=None)
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Model config values, e.g. 'hidden_dropout_prob=0,attention_probs_dropout_prob=0'."},
+    )
 
 
 @dataclass
@@ -71,14 +74,11 @@ class DataArguments:
 
 
 @dataclass
-class FineTuningArguments(TrainingArguments):
-    """Trainer arguments with the paper's learning rate and this task's defaults."""
+class FineTuningArguments(MrsTrainingArguments):
+    """Trainer arguments with the paper's learning rate; BertForSequenceClassification.forward takes
+    **kwargs, so the parent's ``average_tokens_across_devices=False`` matters here."""
 
     learning_rate: float = field(default=1e-5)
-    remove_unused_columns: bool = field(default=False)
-    # BertForSequenceClassification.forward takes **kwargs: without this, transformers 5.x scales the
-    # loss by the world size under DDP.
-    average_tokens_across_devices: bool = field(default=False)
     metric_for_best_model: str | None = field(default="r10@1")
     greater_is_better: bool | None = field(default=True)
     label_names: list[str] | None = field(default_factory=lambda: ["labels"])
@@ -192,7 +192,11 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     test_pairs, test_collator = group_collator(test_groups)
 
     model = AutoModelForSequenceClassification.from_pretrained(
-        model_args.model_name_or_path, num_labels=2, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()}
+        model_args.model_name_or_path,
+        num_labels=2,
+        id2label=ID2LABEL,
+        label2id={v: k for k, v in ID2LABEL.items()},
+        **parse_overrides(model_args.config_overrides),
     )
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer))

@@ -23,7 +23,7 @@ import transformers
 from transformers import AutoTokenizer, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from config_args import parse_config_and_args
+from config_args import parse_config_and_args, parse_overrides
 from data_collators import CollatorEpochCallback, PoolCollatorTrainerMixin, PostTrainingCollator
 from dialogue_data import DialogueFormatError, ReadReport, read_dialogues, split_by_id
 from hub import HubArguments, HubPushMixin, build_model_card, download_last_checkpoint, push_final
@@ -44,6 +44,10 @@ class ModelArguments:
     tokenizer_name: str | None = field(default=None, metadata={"help": "Defaults to model_name_or_path."})
     num_urc_labels: int = field(
         default=3, metadata={"help": "3 = BERT-FP's URC; 2 = NSP-style (true next vs. another dialogue) ablation."}
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Model config values, e.g. 'hidden_dropout_prob=0,attention_probs_dropout_prob=0'."},
     )
     mlm_loss_weight: float = field(default=1.0, metadata={"help": "0 gives URC-only post-training."})
     urc_loss_weight: float = field(default=1.0, metadata={"help": "0 gives MLM-only post-training."})
@@ -73,14 +77,27 @@ class DataArguments:
 
 
 @dataclass
-class PostTrainingArguments(TrainingArguments):
-    """Trainer arguments with the defaults this task needs."""
+class MrsTrainingArguments(TrainingArguments):
+    """Trainer arguments with the defaults both ko-mrs stages need."""
 
-    # Our collator reads index columns that the model's forward does not take.
+    # Our collators read index columns that the model's forward does not take.
     remove_unused_columns: bool = field(default=False)
     # transformers 5.x scales the loss by the world size for models whose forward takes **kwargs;
     # keep the plain per-device mean so that N processes train like one.
     average_tokens_across_devices: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        # Without use_cpu, accelerate treats torchrun/accelerate-launched processes on a machine with no
+        # GPU as N independent single-process runs. Ask for CPU DDP (gloo) explicitly.
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+            self.use_cpu = True
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # nothing to pin to; silences a warning per dataloader
+        super().__post_init__()
+
+
+@dataclass
+class PostTrainingArguments(MrsTrainingArguments):
     train_sampling_strategy: str = field(default="group_by_length")
     logging_steps: float = field(default=50)
 
@@ -184,9 +201,10 @@ def detect_last_checkpoint(training_args: TrainingArguments, hub_args: HubArgume
         return training_args.resume_from_checkpoint
     if hub_args.resume_from_hub:
         # "_*" folders are never uploaded by Trainer, so the download does not travel back to the Hub
-        local = download_last_checkpoint(
-            hub_args.resume_from_hub, Path(training_args.output_dir) / "_hub_resume", token=training_args.hub_token
-        )
+        with training_args.main_process_first(desc="downloading last-checkpoint/ from the Hub"):
+            local = download_last_checkpoint(
+                hub_args.resume_from_hub, Path(training_args.output_dir) / "_hub_resume", token=training_args.hub_token
+            )
         logger.info("Resuming from %s/last-checkpoint (downloaded to %s)", hub_args.resume_from_hub, local)
         return local
     if not os.path.isdir(training_args.output_dir):
@@ -244,6 +262,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         num_urc_labels=model_args.num_urc_labels,
         mlm_loss_weight=model_args.mlm_loss_weight,
         urc_loss_weight=model_args.urc_loss_weight,
+        **parse_overrides(model_args.config_overrides),
     )
     collator_settings = dict(
         tokenizer=tokenizer,

@@ -8,7 +8,9 @@ enough of the Hub API on ``127.0.0.1`` (stdlib only) for those clients to work u
 Storage is a plain folder: ``<root>/repos/<type>s/<namespace>/<name>/repo.json`` holds the refs and the
 commit history of one repo (each commit is a full ``path -> blob oid`` snapshot) and ``<root>/blobs/``
 holds content-addressed file bodies keyed by their git blob sha1 (the ETag clients expect for regular,
-non-LFS files). Everything is uploaded as "regular" (base64 inside the NDJSON commit), never LFS/Xet.
+non-LFS files). By default every file is uploaded as "regular" (base64 inside the NDJSON commit);
+``LocalHub(lfs=True)`` (or ``hub.lfs = True``) adds the Git LFS basic-transfer path, which the Hub uses
+for binaries and which ``datasets``' ``push_to_hub`` needs. Xet is never offered (clients get it disabled).
 
 Usage in tests (``tests/conftest.py``): ``from hub_server import local_hub, hub_env  # noqa``. The
 session-scoped ``local_hub`` fixture runs one server; the function-scoped ``hub_env`` fixture points
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fnmatch
 import hashlib
 import importlib.util
 import json
@@ -51,8 +54,10 @@ _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _REPO_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{7,40}$")
 _PR_REF_RE = re.compile(r"^refs/pr/(\d+)$")
+_LFS_CONTENT_TYPE = "application/vnd.git-lfs+json"
 
 # What a freshly created repo on the real Hub contains (trimmed): an initial commit with this file.
+# With ``LocalHub(lfs=True)`` these patterns (plus data files) are also the ones uploaded through LFS.
 DEFAULT_GITATTRIBUTES = (
     "*.7z filter=lfs diff=lfs merge=lfs -text\n"
     "*.bin filter=lfs diff=lfs merge=lfs -text\n"
@@ -67,6 +72,7 @@ DEFAULT_GITATTRIBUTES = (
     "*.zip filter=lfs diff=lfs merge=lfs -text\n"
     "*tfevents* filter=lfs diff=lfs merge=lfs -text\n"
 )
+_LFS_PATTERNS = [line.split()[0] for line in DEFAULT_GITATTRIBUTES.splitlines()] + ["*.parquet", "*.arrow"]
 
 
 class HubError(Exception):
@@ -118,8 +124,8 @@ class RepoStore:
         self.root = root
         self.lock = threading.RLock()
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}
-        (root / "repos").mkdir(parents=True, exist_ok=True)
-        (root / "blobs").mkdir(parents=True, exist_ok=True)
+        for sub in ("repos", "blobs", "lfs"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
 
     # -- blobs ----------------------------------------------------------------------------------
     def put_blob(self, data: bytes) -> str:
@@ -136,6 +142,32 @@ class RepoStore:
 
     def blob_size(self, oid: str) -> int:
         return self.blob_path(oid).stat().st_size
+
+    # -- LFS objects: stored as blobs too, with a sha256 <-> git oid index -------------------------
+    def put_lfs(self, data: bytes) -> str:
+        sha256 = hashlib.sha256(data).hexdigest()
+        oid = self.put_blob(data)
+        (self.root / "lfs" / f"{sha256}.oid").write_text(oid)
+        (self.root / "lfs" / f"{oid}.sha256").write_text(sha256)
+        return sha256
+
+    def lfs_blob(self, sha256: str) -> str | None:
+        """Git oid of an uploaded LFS object, None if it was never uploaded."""
+        path = self.root / "lfs" / f"{sha256}.oid"
+        return path.read_text() if path.is_file() else None
+
+    def lfs_sha256(self, oid: str) -> str | None:
+        """sha256 of a blob that came in through LFS (None for regular files)."""
+        path = self.root / "lfs" / f"{oid}.sha256"
+        return path.read_text() if path.is_file() else None
+
+    def entry(self, path: str, oid: str) -> dict[str, Any]:
+        """A /tree or /paths-info file entry; LFS files carry their ``lfs`` block like on the Hub."""
+        size = self.blob_size(oid)
+        out: dict[str, Any] = {"type": "file", "oid": oid, "size": size, "path": path}
+        if (sha256 := self.lfs_sha256(oid)) is not None:
+            out["lfs"] = {"oid": sha256, "size": size, "pointerSize": 134}
+        return out
 
     # -- repos ----------------------------------------------------------------------------------
     def repo_dir(self, repo_type: str, repo_id: str) -> Path:
@@ -279,7 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.active_lock:
             self.server.active.discard(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("hub_server: " + format, *args)
 
     def do_GET(self) -> None:
@@ -440,12 +472,13 @@ class _Router:
                 return self.h._json(200, {"errors": [], "warnings": []})
             if rest == ["agent-harnesses"] and m == "GET":
                 return self.h._json(200, {"standardEnvVars": [], "harnesses": {}})
-            if rest[:1] == ["repos"] and len(rest) == 2:
-                action = {"create": ("POST", self.create_repo), "delete": ("DELETE", self.delete_repo)}.get(
-                    rest[1]
-                ) or {"move": ("POST", self.move_repo)}.get(rest[1])
-                if action and action[0] == m:
-                    return action[1]()
+            repo_actions = {
+                ("POST", "create"): self.create_repo,
+                ("DELETE", "delete"): self.delete_repo,
+                ("POST", "move"): self.move_repo,
+            }
+            if len(rest) == 2 and rest[0] == "repos" and (m, rest[1]) in repo_actions:
+                return repo_actions[(m, rest[1])]()
             if len(rest) == 1 and rest[0] in _API_TYPES and m == "GET":
                 return self.list_repos(_API_TYPES[rest[0]])
             if len(rest) >= 3 and rest[0] in _API_TYPES:
@@ -454,6 +487,10 @@ class _Router:
         repo_type = "model"
         if s[:1] and s[0] in _API_TYPES and s[0] != "models":
             repo_type, s = _API_TYPES[s[0]], s[1:]
+        if len(s) == 2 and s[0] == "_lfs" and m == "PUT":
+            return self.lfs_put(s[1])
+        if len(s) == 6 and s[1].endswith(".git") and s[2:] == ["info", "lfs", "objects", "batch"] and m == "POST":
+            return self.lfs_batch(repo_type, f"{s[0]}/{s[1][:-4]}")
         if len(s) >= 5 and s[2] == "resolve" and m in ("GET", "HEAD"):
             # revision is one (quoted) segment; the file path is the rest
             offset = len(self.segments) - len(s)
@@ -577,6 +614,8 @@ class _Router:
             sibling: dict[str, Any] = {"rfilename": path}
             if blobs:
                 sibling.update(size=self.store.blob_size(blob), blobId=blob)
+                if (sha256 := self.store.lfs_sha256(blob)) is not None:
+                    sibling["lfs"] = {"size": sibling["size"], "sha256": sha256, "pointerSize": 134}
             siblings.append(sibling)
         return {
             "_id": hashlib.sha1(repo["id"].encode()).hexdigest()[:24],
@@ -607,12 +646,15 @@ class _Router:
         user = self.user()
         author, search = self.query.get("author"), self.query.get("search", "")
         out = []
-        for repo in self.store.all_repos(repo_type):
+        with self.store.lock:
+            repos = [
+                (r, self._info_payload(r, r["branches"]["main"], blobs=False)) for r in self.store.all_repos(repo_type)
+            ]
+        for repo, info in repos:
             if (repo["private"] and user is None) or (author and not repo["id"].startswith(f"{author}/")):
                 continue
             if search.lower() not in repo["id"].lower():
                 continue
-            info = self._info_payload(repo, repo["branches"]["main"], blobs=False)
             if self.query.get("full", "").lower() not in ("1", "true"):
                 info.pop("siblings")
             out.append(info)
@@ -643,7 +685,7 @@ class _Router:
                 out.append({"type": "directory", "oid": _tree_oid(sorted(content)), "size": 0, "path": folder})
         for path, blob in files.items():
             if recursive or "/" not in path[len(prefix) :]:
-                out.append({"type": "file", "oid": blob, "size": self.store.blob_size(blob), "path": path})
+                out.append(self.store.entry(path, blob))
         out.sort(key=lambda e: (e["path"].split("/")[:-1], e["type"] != "directory", e["path"]))
         if expand:
             for entry in out:
@@ -707,7 +749,7 @@ class _Router:
             out = []
             for path in dict.fromkeys(p.strip("/") for p in paths):
                 if path in tree:
-                    entry = {"type": "file", "oid": tree[path], "size": self.store.blob_size(tree[path]), "path": path}
+                    entry = self.store.entry(path, tree[path])
                 elif any(p.startswith(f"{path}/") for p in tree):
                     content = sorted((p, b) for p, b in tree.items() if p.startswith(f"{path}/"))
                     entry = {"type": "directory", "oid": _tree_oid(content), "size": 0, "path": path}
@@ -719,15 +761,18 @@ class _Router:
         self.h._json(200, out)
 
     def refs(self, repo_type: str, repo_id: str) -> None:
-        repo = self.get_repo(repo_type, repo_id)
-
         def fmt(kind: str, refs: dict[str, str]) -> list[dict[str, str]]:
             return [{"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": o} for n, o in sorted(refs.items())]
 
-        payload: dict[str, Any] = {"branches": fmt("heads", repo["branches"]), "converts": [], "tags": []}
-        payload["tags"] = fmt("tags", repo["tags"])
-        if self.query.get("include_prs"):
-            payload["pullRequests"] = fmt("pr", repo["prs"])
+        with self.store.lock:
+            repo = self.get_repo(repo_type, repo_id)
+            payload: dict[str, Any] = {
+                "branches": fmt("heads", repo["branches"]),
+                "converts": [],
+                "tags": fmt("tags", repo["tags"]),
+            }
+            if self.query.get("include_prs"):
+                payload["pullRequests"] = fmt("pr", repo["prs"])
         self.h._json(200, payload)
 
     def commits(self, repo_type: str, repo_id: str, revision: str, raw_rest: list[str]) -> None:
@@ -764,6 +809,8 @@ class _Router:
             "Accept-Ranges": "bytes",
             "Content-Disposition": f"inline; filename*=UTF-8''{quote(path_parts[-1])}",
         }
+        if (sha256 := self.store.lfs_sha256(blob)) is not None:  # served in place of the Hub's CDN redirect
+            headers.update({"X-Linked-Etag": f'"{sha256}"', "X-Linked-Size": str(len(data))})
         status = 200
         range_header = self.h.headers.get("Range")
         if range_header and (m := re.fullmatch(r"bytes=(\d*)-(\d*)", range_header.strip())):
@@ -787,18 +834,59 @@ class _Router:
             return "prs", m.group(1)
         raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
 
+    def _wants_lfs(self, path: str, size: int, sample: bytes) -> bool:
+        """With ``LocalHub(lfs=True)``: LFS like the Hub decides it (gitattributes pattern, binary or >=10MB)."""
+        if not self.hub.lfs or size == 0:
+            return False
+        name = path.rsplit("/", 1)[-1]
+        if any(fnmatch.fnmatch(name, pattern) for pattern in _LFS_PATTERNS) or size >= 10 * 1024 * 1024:
+            return True
+        try:
+            sample.decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+        return b"\0" in sample
+
     def preupload(self, repo_type: str, repo_id: str, revision: str) -> None:
         self.require_user()
         files = self.json_body().get("files", [])
         with self.store.lock:
             repo = self.get_repo(repo_type, repo_id)
             kind, name = self._target_ref(repo, revision)
-            tree = repo["commits"][repo[kind][name]]["tree"]
-        answer = [
-            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": tree.get(f["path"])}
-            for f in files
-        ]
-        self.h._json(200, {"files": answer, "commitOid": repo[kind][name]})
+            head = repo[kind][name]
+            tree = repo["commits"][head]["tree"]
+        answer = []
+        for f in files:
+            lfs = self._wants_lfs(f["path"], int(f.get("size") or 0), base64.b64decode(f.get("sample") or ""))
+            remote = tree.get(f["path"])
+            if remote is not None and lfs:  # the client compares sha256 for LFS files, git sha1 otherwise
+                remote = self.store.lfs_sha256(remote)
+            mode = "lfs" if lfs else "regular"
+            answer.append({"path": f["path"], "uploadMode": mode, "shouldIgnore": False, "oid": remote})
+        self.h._json(200, {"files": answer, "commitOid": head})
+
+    def lfs_batch(self, repo_type: str, repo_id: str) -> None:
+        """Git LFS batch API (basic transfer): an upload href on this server for each missing object."""
+        self.require_user()
+        self.get_repo(repo_type, repo_id)
+        payload = self.json_body()
+        if payload.get("operation") != "upload":
+            raise HubError(400, "LocalHub only implements LFS uploads (downloads go through /resolve)")
+        objects = []
+        for obj in payload.get("objects", []):
+            entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            if self.store.lfs_blob(obj["oid"]) is None:
+                entry["actions"] = {"upload": {"href": f"{self.base}/_lfs/{obj['oid']}", "header": {}}}
+            objects.append(entry)
+        self.h._send(
+            200, json.dumps({"transfer": "basic", "objects": objects}).encode(), content_type=_LFS_CONTENT_TYPE
+        )
+
+    def lfs_put(self, sha256: str) -> None:
+        if hashlib.sha256(self.body).hexdigest() != sha256:
+            raise HubError(400, "LFS object content does not match its sha256")
+        self.store.put_lfs(self.body)
+        self.h._send(200)
 
     def commit(self, repo_type: str, repo_id: str, revision: str) -> None:
         user = self.require_user()
@@ -837,7 +925,10 @@ class _Router:
                     for p in doomed:
                         del tree[p]
                 elif key == "lfsFile":
-                    raise HubError(400, "LocalHub does not store LFS objects (preupload always answers 'regular')")
+                    blob = self.store.lfs_blob(value.get("oid", ""))
+                    if blob is None:
+                        raise HubError(422, f"LFS object {value.get('oid')} was never uploaded")
+                    tree[_clean_path(value["path"])] = blob
                 else:
                     raise HubError(400, f"Unknown commit operation {key!r}")
             for path in tree:  # a file cannot also be a folder
@@ -923,6 +1014,7 @@ class LocalHub:
         token: str = DEFAULT_TOKEN,
         orgs: tuple[str, ...] = ("local-org",),
         initial_gitattributes: bool = True,
+        lfs: bool = False,
     ) -> None:
         self._owns_root = root is None
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="local_hub_"))
@@ -932,6 +1024,9 @@ class LocalHub:
         self.token = token
         self.orgs = orgs
         self.initial_gitattributes = initial_gitattributes
+        # False: every file is "regular" (base64 in the commit). True: Hub-like LFS for binaries/patterns,
+        # needed by clients that free the file after preupload (e.g. datasets' push_to_hub).
+        self.lfs = lfs
         self.page_size = 1000  # what the Hub uses for /tree; lower it in a test to exercise pagination
         self.requests: list[tuple[str, str]] = []
         self.unknown_routes: list[tuple[str, str]] = []
@@ -1065,7 +1160,21 @@ def point_clients_at(hub: LocalHub, monkeypatch: pytest.MonkeyPatch, hf_home: st
     level ``huggingface_hub.hf_api.api`` (behind ``huggingface_hub.whoami``, ``create_repo``...) and
     transformers' shared ``hf_api()`` instance capture the endpoint when built, and a few modules copy
     cache paths into their own globals. All of those are patched here.
+
+    Those modules are imported *before* the env is changed: one first imported under the patched env
+    would record the local values as its "originals" and keep them after monkeypatch's undo.
     """
+    import huggingface_hub.utils._cache_assets
+    import huggingface_hub.utils._cache_manager
+    import huggingface_hub.utils._http  # noqa: F401
+    from huggingface_hub import constants, hf_api
+
+    datasets_config = tf_hub = None
+    if importlib.util.find_spec("transformers") is not None:
+        import transformers.utils.hub as tf_hub
+    if importlib.util.find_spec("datasets") is not None:
+        import datasets.config as datasets_config
+
     hf_home = Path(hf_home)
     env = client_env(hub, hf_home)
     for key, value in env.items():
@@ -1074,8 +1183,6 @@ def point_clients_at(hub: LocalHub, monkeypatch: pytest.MonkeyPatch, hf_home: st
         monkeypatch.delenv(key, raising=False)
     for sub in ("hub", "assets", "xet"):
         (hf_home / sub).mkdir(parents=True, exist_ok=True)
-
-    from huggingface_hub import constants
 
     paths = {
         "HF_HOME": str(hf_home),
@@ -1106,9 +1213,6 @@ def point_clients_at(hub: LocalHub, monkeypatch: pytest.MonkeyPatch, hf_home: st
     }
     for name, value in {**paths, **flags}.items():
         monkeypatch.setattr(constants, name, value, raising=False)
-
-    from huggingface_hub import hf_api
-
     monkeypatch.setattr(hf_api.api, "endpoint", hub.url)
     # Modules that copied a constant into their own namespace at import time.
     copies = {
@@ -1132,17 +1236,16 @@ def point_clients_at(hub: LocalHub, monkeypatch: pytest.MonkeyPatch, hf_home: st
     if fs_mod is not None:
         fs_mod.HfFileSystem.clear_instance_cache()  # fsspec caches instances with their endpoint
 
-    if importlib.util.find_spec("transformers") is not None:
-        import transformers.utils.hub as tf_hub
-
+    if tf_hub is not None:
         # transformers keeps one HfApi (endpoint frozen at creation): force a fresh one, and restore after.
         monkeypatch.setattr(tf_hub, "_hf_api", None, raising=False)
         monkeypatch.setattr(tf_hub, "HF_MODULES_CACHE", env["HF_MODULES_CACHE"], raising=False)
-    datasets_config = sys.modules.get("datasets.config")
     if datasets_config is not None:
         for attr, value in {
             "HF_ENDPOINT": hub.url,
+            "HUB_DATASETS_URL": hub.url + "/datasets/{repo_id}/resolve/{revision}/{path}",
             "HF_HUB_OFFLINE": False,
+            "HF_DATASETS_OFFLINE": False,
             "HF_CACHE_HOME": str(hf_home),
             "HF_DATASETS_CACHE": Path(env["HF_DATASETS_CACHE"]),
         }.items():

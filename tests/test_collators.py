@@ -401,10 +401,11 @@ def test_response_selection_training_pairs(env: SimpleNamespace) -> None:
     collator = ResponseSelectionCollator(env.tokenizer, env.pool)
     rows = env.pairs[:40]
     batch = collator(rows)
-    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels", "group_ids"}
+    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels", "group_ids", "candidate_ids"}
     assert all(t.dtype == torch.long for t in batch.values())
     assert batch["labels"].tolist() == [r["label"] for r in rows] and set(batch["labels"].tolist()) == {0, 1}
     assert batch["group_ids"].tolist() == [-1] * 40
+    assert batch["candidate_ids"].tolist() == [-1] * 40
     assert batch["input_ids"].shape[1] % 8 == 0
     for i, row in enumerate(rows):
         ids, types = batch["input_ids"][i], batch["token_type_ids"][i]
@@ -432,6 +433,7 @@ def test_response_selection_groups_and_left_truncation(env: SimpleNamespace) -> 
     batch = ResponseSelectionCollator(env.tokenizer, pool, max_length=16)(rows)
     assert group_ids == ["g0", "g1", "g2"]
     assert batch["group_ids"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert batch["candidate_ids"].tolist() == [0, 1, 2] * 3
     assert batch["labels"].tolist() == [0, 1, 0] * 3
     utterances = pool.fetch(range(3))
     for i, row in enumerate(rows):

@@ -374,3 +374,38 @@ def test_injected_server_errors_are_retried(hub_env: HubEnv) -> None:
     create_repo(repo_id)
     hub_env.hub.fail_next(503, count=1, method="GET", path_contains="/tree/")
     assert list_repo_files(repo_id) == [".gitattributes"]  # http_backoff retried the 503
+
+
+@pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # huggingface_hub's LFS PUT
+def test_lfs_mode_uploads_binaries_through_lfs(
+    hub_env: HubEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hub.lfs = True``: binaries take the Git LFS batch + PUT path and come back with LFS metadata."""
+    monkeypatch.setattr(hub_env.hub, "lfs", True)
+    repo_id = hub_env.new_repo_id("lfs")
+    create_repo(repo_id)
+    weights = os.urandom(4096)
+    folder = _make_folder(tmp_path / "src", {"model.safetensors": weights, "config.json": b"{}"})
+    before = len(hub_env.hub.requests)
+    upload_folder(repo_id=repo_id, folder_path=folder)
+    assert any(p.endswith(".git/info/lfs/objects/batch") for _, p in hub_env.hub.requests[before:])
+    entries = {e.path: e for e in list_repo_tree(repo_id)}
+    assert entries["model.safetensors"].lfs is not None and entries["config.json"].lfs is None
+    path = Path(hf_hub_download(repo_id, "model.safetensors"))
+    assert path.read_bytes() == weights
+    assert path.resolve().name == entries["model.safetensors"].lfs.sha256  # blob cached under its sha256
+    n_commits = len(list_repo_commits(repo_id))
+    upload_folder(repo_id=repo_id, folder_path=folder)  # unchanged LFS file => no new commit
+    assert len(list_repo_commits(repo_id)) == n_commits
+
+
+@pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # huggingface_hub's LFS PUT
+def test_lfs_mode_datasets_push_to_hub(hub_env: HubEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """datasets' push_to_hub deletes its parquet after preupload, so it only works through LFS."""
+    import datasets
+
+    monkeypatch.setattr(hub_env.hub, "lfs", True)
+    repo_id = hub_env.new_repo_id("dataset")
+    datasets.Dataset.from_dict({"context": ["안녕", "하세요"], "label": [1, 0]}).push_to_hub(repo_id)
+    loaded = datasets.load_dataset(repo_id, split="train")
+    assert loaded["context"] == ["안녕", "하세요"] and loaded["label"] == [1, 0]
