@@ -97,7 +97,9 @@ class ResponseSelectionTrainer(HubPushMixin, PoolCollatorTrainerMixin, Trainer):
         ids = torch.stack([inputs.pop("group_ids"), inputs.pop("candidate_ids")], dim=-1)
         with torch.no_grad():
             outputs = model(**inputs)
-        scores = outputs.logits.float().softmax(-1)[:, 1]
+        # the log-odds of "next": monotone in the probability, without its saturation into ties near 0 and 1
+        logits = outputs.logits.float()
+        scores = logits[:, 1] - logits[:, 0]
         # labels, group ids and candidate ids travel together, so any sampler order or process count is safe
         return outputs.loss.detach(), scores, torch.cat([inputs["labels"][:, None], ids], dim=-1)
 
@@ -124,7 +126,8 @@ def write_predictions(path: Path, groups: list[dict], scores: np.ndarray, label_
             "candidate_index": int(c),
             "candidate": groups[int(g)]["candidates"][int(c)],
             "label": int(label),
-            "score": float(score),
+            "score": float(score),  # log-odds of "next", what the metrics rank by
+            "probability": float(1 / (1 + np.exp(-score))),  # softmax P("next"), as ResponseSelector gives
         }
         for (label, g, c), score in zip(label_ids, scores, strict=True)
     )

@@ -293,7 +293,7 @@ def test_fine_tuning_from_hub_publishes_results_in_the_card(
     predictions = [json.loads(line) for line in (fine_tuned.out / "test_predictions.jsonl").read_text().splitlines()]
     group = fine_tuned.groups[0]
     ordered = sorted((p for p in predictions if p["group_id"] == group["group_id"]), key=lambda p: p["candidate_index"])
-    expected_scores = [p["score"] for p in ordered]
+    expected_scores = [p["probability"] for p in ordered]
     assert len(expected_scores) == len(group["candidates"]) == 10
     assert selector.score(group["context"], group["candidates"]) == pytest.approx(expected_scores, abs=1e-5)
 

@@ -121,8 +121,10 @@ def prepare() -> None:
             continue
         records.append({"id": f"chitchat-{key}", "utterances": turns})
     write_jsonl(records, DATA / "en" / "chitchat" / "train.jsonl")
-    print(f"chitchat: {len(records)} dialogues, {sum(len(r['utterances']) for r in records)} utterances "
-          f"({short} under 2 turns dropped)")
+    print(
+        f"chitchat: {len(records)} dialogues, {sum(len(r['utterances']) for r in records)} utterances "
+        f"({short} under 2 turns dropped)"
+    )
 
     en_test, _ = read_dialogues(SHARED / "en" / "xpersona" / "test.jsonl")
     groups = build_eval_groups(en_test, seed=GROUP_SEED)
@@ -157,7 +159,7 @@ def smoke_groups(suite: str, n: int = 30) -> Path:
     path = RUNS / "smoke" / suite / "test_groups.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with source.open(encoding="utf-8") as handle:
-        path.write_text("".join(line for _, line in zip(range(n), handle)), encoding="utf-8")
+        path.write_text("".join(line for _, line in zip(range(n), handle, strict=False)), encoding="utf-8")
     return path
 
 
@@ -188,15 +190,18 @@ def stage(script: str, config: Path, args: list[str], out: Path, done: str) -> d
     return json.loads(results.read_text())
 
 
-def run_suite(suite: str, seeds: list[int], rows: list[str], smoke: bool) -> None:
+def run_suite(
+    suite: str, seeds: list[int], rows: list[str], smoke: bool, model: str | None = None, sanity_row: bool = True
+) -> None:
     spec = SUITES[suite]
-    model = str(spec["model"]())
+    model = model or str(spec["model"]())
     base = RUNS / ("smoke" if smoke else "") / suite
     groups = smoke_groups(suite) if smoke else spec["groups"]
     extra = ["--max_steps", "5", "--warmup_steps", "1", "--logging_steps", "1"] if smoke else []
     sanity = ["--do_train", "false", "--model_name_or_path", model, "--test_groups", str(groups)]
-    print(f"[{suite}] untrained sanity row", flush=True)
-    stage("run_fine_tuning.py", spec["fine"], sanity, base / "untrained", "test_results.json")
+    if sanity_row:
+        print(f"[{suite}] untrained sanity row", flush=True)
+        stage("run_fine_tuning.py", spec["fine"], sanity, base / "untrained", "test_results.json")
     for seed in seeds:
         for row in rows:
             print(f"[{suite}] {row} seed {seed}", flush=True)
@@ -262,8 +267,11 @@ def markdown(suite: str, smoke: bool = False) -> str:
         entry = table[row]
         cells = " | ".join(_cell(entry["metrics"][m]) for m in METRICS)
         lines.append(f"| {ROW_LABELS.get(row, row)} | {', '.join(entry['seeds'])} | {cells} |")
-    per_seed = ["", "| row | seed | " + " | ".join(METRICS) + " | post-training s | fine-tuning + test s |",
-                "|---|---|" + "---|" * (len(METRICS) + 2)]
+    per_seed = [
+        "",
+        "| row | seed | " + " | ".join(METRICS) + " | post-training s | fine-tuning + test s |",
+        "|---|---|" + "---|" * (len(METRICS) + 2),
+    ]
     for row in order[1:]:
         entry = table.get(row)
         for i, seed in enumerate(entry["seeds"] if entry else []):
@@ -282,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seeds", type=int, nargs="+", default=[42])
     run.add_argument("--rows", nargs="+", choices=sorted(ROWS), default=None)
     run.add_argument("--smoke", action="store_true", help="5 steps and 30 test groups, under runs/quality/smoke")
+    run.add_argument("--model", help="the pretrained encoder directory (default: the suite's)")
+    run.add_argument("--no_sanity", action="store_true", help="skip the untrained row (run it in one process)")
     table = sub.add_parser("table", help="print the markdown tables")
     table.add_argument("--suite", choices=sorted(SUITES), action="append", required=True)
     table.add_argument("--smoke", action="store_true")
@@ -289,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         prepare()
     elif args.command == "run":
-        run_suite(args.suite, args.seeds, args.rows or SUITES[args.suite]["rows"], args.smoke)
+        rows = args.rows or SUITES[args.suite]["rows"]
+        run_suite(args.suite, args.seeds, rows, args.smoke, args.model, not args.no_sanity)
     else:
         for suite in args.suite:
             print(markdown(suite, args.smoke))
