@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dialogue_data import SPLITS, assign_split
+from dialogue_data import SPLITS, assign_split, write_jsonl
 
 # --------------------------------------------------------------------------------------------------
 # Korean particles: a template writes "{city:은}" and gets "서울은" or "대구는", "{model:을}" gets "쏘렌토를"
@@ -1482,21 +1482,6 @@ def generate_dialogues(n_dialogues: int = 480, seed: int = 0) -> list[dict[str, 
     return dialogues
 
 
-def _write_atomically(path: Path, lines: Sequence[str]) -> None:
-    """Write next to the target, then rename: an interrupted run never leaves a half-written file.
-
-    A plain open() (not tempfile, which makes 0600 files) so the result gets the usual umask mode.
-    """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.writelines(lines)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def write_demo_corpus(
     out_dir: str | os.PathLike[str],
     n_dialogues: int = 480,
@@ -1506,13 +1491,10 @@ def write_demo_corpus(
     """Write train/validation/test JSONL, split by dialogue id so no dialogue lands in two splits."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lines: dict[str, list[str]] = {split: [] for split in SPLITS}
+    records: dict[str, list[dict]] = {split: [] for split in SPLITS}
     for dialogue in generate_dialogues(n_dialogues, seed):
-        lines[assign_split(dialogue["id"], seed, ratios)].append(json.dumps(dialogue, ensure_ascii=False) + "\n")
-    paths = {split: out / f"{split}.jsonl" for split in SPLITS}
-    for split, path in paths.items():
-        _write_atomically(path, lines[split])
-    return paths
+        records[assign_split(dialogue["id"], seed, ratios)].append(dialogue)
+    return {split: write_jsonl(records[split], out / f"{split}.jsonl") for split in SPLITS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -126,17 +126,7 @@ def iter_jsonl_dialogues(path: str | Path, corpus: str | None = None) -> Iterato
     """Yield validated dialogue records from a JSONL file: ``{"id", "utterances", "speakers"?}``."""
     path = Path(path)
     corpus = corpus or default_corpus_name(path)
-    for line, text in _decoded_lines(path):
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise DialogueFormatError(
-                path, line, "<json>", f"malformed JSON: {err.msg} at column {err.colno}"
-            ) from None
-        if not isinstance(record, dict):
-            raise DialogueFormatError(path, line, "<json>", "a dialogue must be a JSON object")
+    for line, record in iter_json_objects(path, "a dialogue"):
         utterances = _check_utterances(record.get("utterances"), path, line)
         dialogue_id = record.get("id")
         if dialogue_id is None:
@@ -444,15 +434,40 @@ def build_eval_groups(
 
 
 def write_jsonl(records: Iterable[dict], path: str | Path) -> Path:
-    """Write atomically: a crash never leaves a half-written file where a finished one stood."""
+    """Write atomically: a temporary file beside ``path``, synced, then renamed over it.
+
+    A crash or Ctrl-C part-way leaves ``path`` as it was (absent or the previous file), never half-written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def iter_json_objects(path: str | Path, what: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; bad UTF-8 or JSON raises naming the line."""
+    path = Path(path)
+    for line, text in _decoded_lines(path):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DialogueFormatError(
+                path, line, "<json>", f"malformed JSON: {err.msg} at column {err.colno}"
+            ) from None
+        if not isinstance(record, dict):
+            raise DialogueFormatError(path, line, "<json>", f"{what} must be a JSON object")
+        yield line, record
 
 
 def read_eval_groups(path: str | Path) -> list[dict]:
@@ -461,17 +476,7 @@ def read_eval_groups(path: str | Path) -> list[dict]:
     if path.suffix in TSV_SUFFIXES:
         return read_tsv_groups(path)
     groups = []
-    for line, text in _decoded_lines(path):
-        if not text.strip():
-            continue
-        try:
-            group = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise DialogueFormatError(
-                path, line, "<json>", f"malformed JSON: {err.msg} at column {err.colno}"
-            ) from None
-        if not isinstance(group, dict):
-            raise DialogueFormatError(path, line, "<json>", "a group must be a JSON object")
+    for line, group in iter_json_objects(path, "a group"):
         for key in ("group_id", "context", "candidates", "labels"):
             if key not in group:
                 raise DialogueFormatError(path, line, key, "is missing")

@@ -122,6 +122,24 @@ def _randrange(rng: random.Random | np.random.Generator, n: int) -> int:
     return rng.randrange(n) if isinstance(rng, random.Random) else int(rng.integers(n))
 
 
+def _explode(tokenized: Dataset, explode, features: Features, desc: str) -> Dataset:
+    """Map each dialogue's utterance lengths to example rows (cached by ``datasets`` like any map)."""
+    return tokenized.map(
+        explode,
+        batched=True,
+        with_indices=True,
+        input_columns=["utterance_lengths"],
+        remove_columns=tokenized.column_names,
+        features=features,
+        desc=desc,
+    )
+
+
+def _assembled_length(lengths: Sequence[int], start: int, t: int, response_length: int) -> int:
+    """Tokens of ``[CLS] ctx [EOT] ... ctx [SEP] response [SEP]`` before truncation."""
+    return sum(lengths[start:t]) + (t - start - 1) + response_length + 3
+
+
 def build_windows(tokenized: Dataset, *, window: int = 3) -> Dataset:
     """Post-training windows: ``window`` utterances of context and the next one, one per position.
 
@@ -139,18 +157,10 @@ def build_windows(tokenized: Dataset, *, window: int = 3) -> Dataset:
                 out["dialogue"].append(dialogue)
                 out["start"].append(start)
                 out["position"].append(t)
-                out["length"].append(sum(lengths[start:t]) + (t - start - 1) + lengths[t] + 3)
+                out["length"].append(_assembled_length(lengths, start, t, lengths[t]))
         return out
 
-    return tokenized.map(
-        explode,
-        batched=True,
-        with_indices=True,
-        input_columns=["utterance_lengths"],
-        remove_columns=tokenized.column_names,
-        features=WINDOW_FEATURES,
-        desc="Building windows",
-    )
+    return _explode(tokenized, explode, WINDOW_FEATURES, "Building windows")
 
 
 def build_pairs(
@@ -175,7 +185,7 @@ def build_pairs(
             positions = range(1, len(lengths)) if every_prefix else [len(lengths) - 1]
             for t in positions:
                 start = 0 if max_turns is None else max(0, t - max_turns)
-                length = sum(lengths[start:t]) + (t - start - 1) + lengths[t] + 3
+                length = _assembled_length(lengths, start, t, lengths[t])
                 candidates = [(dialogue, t, 1)]
                 for _ in range(negatives_per_positive):
                     other = pool.other_dialogue(dialogue, rng)
@@ -194,15 +204,7 @@ def build_pairs(
                         out[key].append(value)
         return out
 
-    return tokenized.map(
-        explode,
-        batched=True,
-        with_indices=True,
-        input_columns=["utterance_lengths"],
-        remove_columns=tokenized.column_names,
-        features=PAIR_FEATURES,
-        desc="Building pairs",
-    )
+    return _explode(tokenized, explode, PAIR_FEATURES, "Building pairs")
 
 
 def groups_to_pairs(
@@ -222,7 +224,6 @@ def groups_to_pairs(
     rows: dict[str, list[int]] = {key: [] for key in PAIR_FEATURES}
     for g, (group, lengths) in enumerate(zip(groups, tokenized["utterance_lengths"], strict=True)):
         n_context = len(turns[g]) - len(group["candidates"])
-        context_length = sum(lengths[:n_context]) + n_context - 1
         for j, label in enumerate(group["labels"]):
             for key, value in (
                 ("dialogue", g),
@@ -232,7 +233,7 @@ def groups_to_pairs(
                 ("candidate_position", n_context + j),
                 ("label", int(label)),
                 ("group", g),
-                ("length", context_length + lengths[n_context + j] + 3),
+                ("length", _assembled_length(lengths, 0, n_context, lengths[n_context + j])),
             ):
                 rows[key].append(value)
     return Dataset.from_dict(rows, features=PAIR_FEATURES), pool, [str(g["group_id"]) for g in groups]

@@ -13,8 +13,6 @@ against one works with the other.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +25,7 @@ from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from data_collators import assemble_pair, special_ids
+from dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
 
 __all__ = ["ResponseSelector", "main"]
 
@@ -421,45 +420,23 @@ def _rank_jsonl_files(args: argparse.Namespace) -> None:
     selector = _load(args)
     ranked = selector.rank_batch(_read_jsonl(args.input), top_k=args.top_k, return_documents=args.return_documents)
     progress = tqdm(ranked, total=count, desc="Ranking", unit="dialogue")
-    _write_atomically(args.output, (json.dumps(item, ensure_ascii=False) + "\n" for item in progress))
+    write_jsonl(progress, args.output)
     print(f"ranked {count} dialogues into {args.output}", file=sys.stderr)
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Items of a JSONL file (blank lines skipped); a bad line raises a CliError naming file, line and field."""
     try:
-        with path.open(encoding="utf-8") as lines:
-            for line_number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise CliError(f"{path}:{line_number}: invalid JSON ({err.msg} at column {err.colno})") from err
-                try:
-                    _item_inputs(item)
-                except (TypeError, ValueError) as err:
-                    raise CliError(f"{path}:{line_number}: {err}") from err
-                yield item
-    except (OSError, UnicodeDecodeError) as err:
+        for line_number, item in iter_json_objects(path, "an item"):
+            try:
+                _item_inputs(item)
+            except (TypeError, ValueError) as err:
+                raise CliError(f"{path}:{line_number}: {err}") from err
+            yield item
+    except DialogueFormatError as err:
+        raise CliError(str(err)) from err
+    except OSError as err:
         raise CliError(f"cannot read {path}: {err}") from err
-
-
-def _write_atomically(path: Path, lines: Iterable[str]) -> None:
-    """Write to a temporary file beside ``path``, then rename it over ``path``.
-
-    An error or Ctrl-C part-way leaves ``path`` as it was (absent or the previous output), never half-written.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as out:
-            out.writelines(lines)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -110,11 +110,16 @@ class PythonTokenizingCollator:
         self.collator = collator
         self.texts = texts
         self.tokenizer = tokenizer
+        self.seconds = 0.0  # spent tokenising, over all batches
+        self.batches = 0
 
     def __call__(self, features: list[dict]) -> Any:
+        start = time.perf_counter()
         for f in features:
             for text in self.texts[int(f["dialogue"])][int(f["start"]) : int(f["position"]) + 1]:
                 self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
+        self.seconds += time.perf_counter() - start
+        self.batches += 1
         return self.collator(features)
 
 
@@ -150,6 +155,7 @@ def run_variant(variant: Variant, model_name: str, steps: int, warmup: int, work
     if variant.python_tokenize:
         slow = BertTokenizerLegacy(str(tokenizer_dir / "vocab.txt"), do_lower_case=False, strip_accents=False)
         data_collator = PythonTokenizingCollator(collator, dialogues["utterances"], slow)
+    python_tokenize = data_collator if isinstance(data_collator, PythonTokenizingCollator) else None
 
     settings = dict(MODELS[model_name])
     set_seed(SEED)
@@ -218,6 +224,8 @@ def run_variant(variant: Variant, model_name: str, steps: int, warmup: int, work
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "load_at_start": load,
         "vocab_size": config.vocab_size,
+        "tokenize_s_per_batch": python_tokenize.seconds / python_tokenize.batches if python_tokenize else None,
+        "step_s": (t1 - t0) / steps,
     }
 
 
@@ -353,6 +361,12 @@ def main() -> None:
             "",
             table(results, variants),
             "",
+            *[
+                f"- ({r['variant']}) Python tokenisation: {r['tokenize_s_per_batch']:.3f} s per batch of "
+                f"{BATCH_SIZE}, against {r['step_s']:.2f} s per timed step"
+                for r in results
+                if r.get("tokenize_s_per_batch") is not None
+            ],
             f"- command: `{command}`",
             f"- machine: {machine()}",
             f"- date: {started}",

@@ -74,49 +74,63 @@ def test_scores_follow_group_ids_not_row_order(tiny_setup: dict[str, Path], many
         assert group["labels"][row["candidate_index"]] == row["label"]
 
 
-def test_end_to_end_post_train_fine_tune_evaluate_rank(
-    tiny_setup: dict[str, Path], many_groups: Path, tmp_path: Path
-) -> None:
-    """Post-train, fine-tune, evaluate and rank; the fine-tuned model beats the untrained one on the same groups."""
+def test_end_to_end_post_train_fine_tune_evaluate_rank(tiny_setup: dict[str, Path], tmp_path: Path) -> None:
+    """Post-train, fine-tune, evaluate and rank on tiny data; the fine-tuned model beats the untrained one.
+
+    A BERT trained from scratch at test scale does not generalise to held-out dialogues (BENCHMARKS.md), so
+    the groups are built from the 12 training dialogues: a model that learned its pairs must rank their true
+    responses high, which only happens if training, scoring and the group-id matching all connect.
+    """
+    small = tmp_path / "small" / "train.jsonl"
+    small.parent.mkdir()
+    small.write_text("\n".join(tiny_setup["train"].read_text(encoding="utf-8").splitlines()[:12]) + "\n", "utf-8")
+    dialogues, _ = read_dialogues(small)
+    groups = [{**g, "group_id": f"{s}/{g['group_id']}"} for s in range(8) for g in build_eval_groups(dialogues, seed=s)]
+    group_file = write_jsonl(groups, tmp_path / "groups.jsonl")
     common = ["--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true", "--seed", "3"]
     post = tmp_path / "post"
     run_post_training.run(
         [
             "--model_name_or_path", str(tiny_setup["model"]),
-            "--train_files", str(tiny_setup["train"]),
+            "--train_files", str(small),
             "--output_dir", str(post),
-            "--do_train", "--max_steps", "30", "--learning_rate", "1e-3",
+            "--do_train", "--max_steps", "20", "--learning_rate", "1e-3",
             "--per_device_train_batch_size", "16",
             *common,
         ]
     )  # fmt: skip
-    validation = tmp_path / "validation.jsonl"
-    validation_dialogues, _ = read_dialogues(tiny_setup["validation"])
-    write_jsonl(build_eval_groups(validation_dialogues, seed=0), validation)
     fine = tmp_path / "fine"
     metrics = run_fine_tuning.run(
         [
             "--model_name_or_path", str(post),
-            "--train_files", str(tiny_setup["train"]),
-            "--validation_groups", str(validation),
-            "--test_groups", str(many_groups),
+            "--train_files", str(small),
+            "--validation_groups", str(group_file),
+            "--test_groups", str(group_file),
             "--output_dir", str(fine),
             "--do_train", "--do_eval", "--do_predict",
-            "--max_steps", "250", "--learning_rate", "2e-3", "--warmup_steps", "10",
-            "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "64",
-            "--eval_strategy", "steps", "--eval_steps", "125", "--save_steps", "125",
+            "--max_steps", "300", "--learning_rate", "1e-3", "--lr_scheduler_type", "constant",
+            "--weight_decay", "0.01",
+            "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "64",
+            "--eval_strategy", "steps", "--eval_steps", "150", "--save_steps", "150",
             "--load_best_model_at_end", "true",
             *common,
         ]
     )  # fmt: skip
-    untrained = predict(tiny_setup["model"], many_groups, tmp_path / "untrained")
-    assert metrics["test_r10@1"] > untrained["test_r10@1"] + 0.05, (metrics["test_r10@1"], untrained["test_r10@1"])
+    untrained = predict(tiny_setup["model"], group_file, tmp_path / "untrained")
+    assert metrics["test_num_groups"] == untrained["test_num_groups"] == len(groups)
+    assert metrics["test_r10@1"] > untrained["test_r10@1"] + 0.2, (metrics["test_r10@1"], untrained["test_r10@1"])
     assert metrics["test_mrr"] > untrained["test_mrr"]
-    assert "eval_r10@1" in metrics and "test_bm25_r10@1" in metrics
+    assert metrics["eval_r10@1"] == pytest.approx(metrics["test_r10@1"])  # the best checkpoint was reloaded
+    assert "test_bm25_r10@1" in metrics
     assert (fine / "test_predictions.jsonl").is_file() and (fine / "test_results.json").is_file()
 
     selector = ResponseSelector.from_pretrained(str(fine), device="cpu")
-    group = json.loads(many_groups.read_text(encoding="utf-8").splitlines()[0])
-    ranking = selector.rank(group["context"], group["candidates"], return_documents=True)
+    ranking = selector.rank(groups[0]["context"], groups[0]["candidates"], return_documents=True)
     assert sorted(hit["corpus_id"] for hit in ranking) == list(range(10))
     assert [hit["score"] for hit in ranking] == sorted((hit["score"] for hit in ranking), reverse=True)
+    probabilities = selector.score(groups[0]["context"], groups[0]["candidates"])
+    predictions = [json.loads(line) for line in (fine / "test_predictions.jsonl").read_text("utf-8").splitlines()]
+    ours = sorted(
+        (p for p in predictions if p["group_id"] == groups[0]["group_id"]), key=lambda p: p["candidate_index"]
+    )
+    assert probabilities == pytest.approx([p["probability"] for p in ours], abs=1e-5)

@@ -265,8 +265,8 @@ def test_cli_jsonl_round_trip(
         ('{"context": ["안녕"], "candidates": []}', "in.jsonl:2: candidates must contain at least one response"),
         ('{"context": "안녕", "candidates": ["네"]}', "in.jsonl:2: context must be a list of strings, got str"),
         ('{"context": ["안녕"], "candidates": ["네", 1]}', "in.jsonl:2: candidates[1] must be a string, got int"),
-        ('["안녕", "네"]', "in.jsonl:2: expected an object with 'context' and 'candidates', got list"),
-        ('{"context": ["안녕"], ', "in.jsonl:2: invalid JSON"),
+        ('["안녕", "네"]', "in.jsonl:2: field '<json>': an item must be a JSON object"),
+        ('{"context": ["안녕"], ', "in.jsonl:2: field '<json>': malformed JSON"),
     ],
 )
 def test_cli_bad_jsonl_line_names_file_line_and_field(
