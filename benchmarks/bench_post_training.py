@@ -280,15 +280,15 @@ def table(results: list[dict], variants: list[str]) -> str:
     for name, rs in runs.items():
         ratio = f"{speed[name] / speed['a']:.2f}x" if "a" in speed else "-"
         cpu_ratio = f"{per_cpu[name] / per_cpu['a']:.2f}x" if "a" in per_cpu else "-"
-        spread = f"{min(r['samples_per_s'] for r in rs):.1f}-{max(r['samples_per_s'] for r in rs):.1f}"
+        spread = f"{min(r['samples_per_s'] for r in rs):.3g}-{max(r['samples_per_s'] for r in rs):.3g}"
         first = rs[0]
         loads = ", ".join(f"{r['load_at_start']:.1f}" for r in rs)
         lines.append(
-            f"| ({name}) | {VARIANTS[name].description} | {speed[name]:.1f} ({spread}) | {ratio} "
+            f"| ({name}) | {VARIANTS[name].description} | {speed[name]:.3g} ({spread}) | {ratio} "
             f"| {median([r['real_tokens_per_s'] for r in rs]):,.0f} | {first['padding']:.1%} "
             f"| {first['mean_width']:.1f} | {first['real_tokens_per_row']:.1f} "
             f"| {max(r['peak_rss_mb'] for r in rs):,.0f} | {median([r['cpu_util'] for r in rs]):.2f} "
-            f"| {per_cpu[name]:.1f} | {cpu_ratio} | {loads} |"
+            f"| {per_cpu[name]:.3g} | {cpu_ratio} | {loads} |"
         )
     return "\n".join(lines)
 
@@ -342,7 +342,7 @@ def main() -> None:
             results.append(json.loads(out.strip().splitlines()[-1]))
             r = results[-1]
             print(
-                f"({name}) {r['samples_per_s']:.1f} samples/s, {r['padding']:.1%} padding, "
+                f"({name}) {r['samples_per_s']:.3g} samples/s, {r['padding']:.1%} padding, "
                 f"{r['peak_rss_mb']:,.0f} MB, {r['seconds']:.0f} s, CPU util {r['cpu_util']:.2f}, "
                 f"load {r['load_at_start']:.1f}",
                 file=sys.stderr,
