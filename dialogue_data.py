@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     datasets.disable_progress_bars()
     try:
         if args.command == "stats":
-            totals = [0, 0, 0]
+            totals = [0, 0, 0, 0]
             print(f"{'file':60s} {'dialogues':>9s} {'utterances':>10s} {'windows':>8s} {'skipped':>7s}")
             for path in args.files:
                 dataset, (report,) = read_dialogues(path, skip_short=args.skip_short)
@@ -525,9 +525,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{path:60s} {report.dialogues:9d} {report.utterances:10d} {windows:8d} {report.skipped_short:7d}"
                 )
-                for i, value in enumerate((report.dialogues, report.utterances, windows)):
+                for i, value in enumerate((report.dialogues, report.utterances, windows, report.skipped_short)):
                     totals[i] += value
-            print(f"{'total':60s} {totals[0]:9d} {totals[1]:10d} {totals[2]:8d}")
+            print(f"{'total':60s} {totals[0]:9d} {totals[1]:10d} {totals[2]:8d} {totals[3]:7d}")
         else:
             dataset, reports = read_dialogues(args.files, skip_short=args.skip_short)
             for report in reports:

@@ -262,6 +262,9 @@ def _next_label_index(config: Any) -> int:
 
 
 def _is_hub_id(name: str) -> bool:
+    """A valid repo id whose namespace is not a local folder (``runs/typo`` is a missing path, not a repo)."""
+    if Path(name).parts and Path(Path(name).parts[0]).is_dir():
+        return False
     try:
         validate_repo_id(name)
     except HFValidationError:
