@@ -150,4 +150,3 @@ def test_two_processes_match_one(tiny_setup: dict[str, Path], tmp_path: Path) ->
     for a, b in zip(single, double, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=0.05), (a, b)
         assert b["urc_loss"] == pytest.approx(a["urc_loss"], rel=0.05)
-
