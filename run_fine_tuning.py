@@ -149,7 +149,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             return None
         try:
             return read_eval_groups(path)
-        except DialogueFormatError as err:
+        except (DialogueFormatError, FileNotFoundError) as err:
             raise SystemExit(f"error: {what}: {err}") from None
 
     validation_groups = load_groups(data_args.validation_groups, "validation_groups")
@@ -166,7 +166,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         with training_args.main_process_first(desc="reading and tokenising dialogues"):
             try:
                 dialogues, reports = read_dialogues(data_args.train_files, skip_short=data_args.skip_short)
-            except DialogueFormatError as err:
+            except (DialogueFormatError, FileNotFoundError) as err:
                 raise SystemExit(f"error: {err}") from None
             for report in reports:
                 logger.info("read %s", report)

@@ -241,7 +241,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     with training_args.main_process_first(desc="reading and tokenising dialogues"):
         try:
             train, validation, reports = load_split_dialogues(data_args, need_validation=training_args.do_eval)
-        except DialogueFormatError as err:
+        except (DialogueFormatError, FileNotFoundError) as err:
             raise SystemExit(f"error: {err}") from None
         _log_reports(reports)
         train_tok = tokenize_dialogues(train, tokenizer, num_proc=data_args.preprocessing_num_workers)

@@ -255,7 +255,7 @@ def machine() -> str:
         (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown"
     )
     return (
-        f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, torch {torch.__version__}, "
+        f"nproc {len(os.sched_getaffinity(0))} ({cpu}), Python {platform.python_version()}, torch {torch.__version__}, "
         f"transformers {transformers.__version__}; torch.set_num_threads({THREADS})"
     )
 

@@ -150,3 +150,15 @@ def test_two_processes_match_one(tiny_setup: dict[str, Path], tmp_path: Path) ->
     for a, b in zip(single, double, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=0.05), (a, b)
         assert b["urc_loss"] == pytest.approx(a["urc_loss"], rel=0.05)
+
+
+def test_bad_training_file_stops_with_file_and_line(tiny_setup: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "utterances": ["하나", "둘"]}\n{"id": "b", "utterances": ["셋", 4]}\n', "utf-8")
+    args = base_args(tiny_setup, tmp_path / "out", "--do_train")
+    args[args.index("--train_files") + 1] = str(bad)
+    with pytest.raises(SystemExit, match=rf"{bad}:2: field 'utterances\[1\]': must be a string"):
+        run_post_training.run(args)
+    args[args.index("--train_files") + 1] = str(tmp_path / "missing.jsonl")
+    with pytest.raises(SystemExit, match="missing.jsonl: no such file"):
+        run_post_training.run(args)
