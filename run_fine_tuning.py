@@ -202,7 +202,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         **parse_overrides(model_args.config_overrides),
     )
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer))
+        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=8)
     # The post-training class's auto_map does not describe this model; keep the config plain BERT.
     if hasattr(model.config, "auto_map"):
         del model.config.auto_map
