@@ -242,6 +242,11 @@ class HubPushMixin:
 
     card_builder = None  # a callable returning a ModelCard, set by the run scripts
 
+    @property
+    def card_repo_id(self) -> str:
+        """The repo the card names: the pushed one, the requested one, or the output folder's name."""
+        return self.hub_model_id or self.args.hub_model_id or Path(self.args.output_dir).name
+
     def create_model_card(self, **kwargs) -> None:
         if self.card_builder is None or not self.is_world_process_zero():
             return

@@ -231,7 +231,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         prefix = "test_" if any(k.startswith("test_r") for k in metrics) else "eval_"
         return build_model_card(
             stage="fine-tuning",
-            repo_id=trainer.hub_model_id or training_args.hub_model_id or Path(training_args.output_dir).name,
+            repo_id=trainer.card_repo_id,
             base_model=model_args.model_name_or_path,
             args=training_args,
             settings={

@@ -293,7 +293,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     )
     trainer.card_builder = lambda: build_model_card(
         stage="post-training",
-        repo_id=trainer.hub_model_id or training_args.hub_model_id or Path(training_args.output_dir).name,
+        repo_id=trainer.card_repo_id,
         base_model=model_args.model_name_or_path,
         args=training_args,
         settings={
