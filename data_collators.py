@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from preprocessing import EOT_TOKEN, DialoguePool
+from preprocessing import CANDIDATE_COLUMNS, EOT_TOKEN, DialoguePool
 
 IGNORE_INDEX = -100
 
@@ -185,6 +185,7 @@ class PostTrainingCollator:
     _is_continuation: np.ndarray = field(init=False, repr=False)
     _replacement_ids: np.ndarray = field(init=False, repr=False)
     _cumulative: list[float] = field(init=False, repr=False)
+    _token_types: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.num_urc_labels not in URC_KINDS:
@@ -203,6 +204,7 @@ class PostTrainingCollator:
         self._cumulative = np.cumsum(probabilities).tolist()
         self._cumulative[-1] = 1.0  # rounding must never leave a draw above the last bound
         self._special = special_ids(self.tokenizer)
+        self._token_types = uses_token_types(self.tokenizer)
         vocab_size = len(self.tokenizer)
         self._is_special = np.zeros(vocab_size, dtype=bool)
         self._is_special[self.tokenizer.all_special_ids] = True
@@ -224,6 +226,8 @@ class PostTrainingCollator:
             for f, (_, c) in zip(features, draws, strict=True)
         ]
         batch = _assemble_batch(self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of)
+        if not self._token_types:
+            del batch["token_type_ids"]
         input_ids = batch["input_ids"]
         maskable = ~self._is_special[input_ids]  # [PAD] is special too, so padding is never masked
         starts = None
@@ -289,7 +293,9 @@ class ResponseSelectionCollator:
     """Fine-tuning and ranking batches over pair rows: 0/1 ``labels``, each row's ``group_ids`` and, for
     evaluation rows, ``candidate_ids`` (the candidate's index in its group; -1 for training rows).
 
-    No randomness: negatives were drawn when the pairs were built.
+    A listwise row (``candidate_*`` and ``label`` are lists, positive first; see
+    ``preprocessing.build_pairs(listwise=True)``) becomes its pairs, consecutive, so the batch holds
+    ``len(features)`` groups of equal size. No randomness: negatives were drawn when the rows were built.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -297,29 +303,44 @@ class ResponseSelectionCollator:
     max_length: int = 256
     pad_to_multiple_of: int | None = 8
     _special: SpecialIds = field(init=False, repr=False)
+    _token_types: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._special = special_ids(self.tokenizer)
+        self._token_types = uses_token_types(self.tokenizer)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        pairs = [pair for f in features for pair in _pairs_of(f)]
         rows = [
-            (
-                int(f["dialogue"]),
-                int(f["start"]),
-                int(f["position"]),
-                int(f["candidate_dialogue"]),
-                int(f["candidate_position"]),
-            )
-            for f in features
+            (p["dialogue"], p["start"], p["position"], p["candidate_dialogue"], p["candidate_position"]) for p in pairs
         ]
         batch = _assemble_batch(self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of)
-        batch["labels"] = np.array([int(f["label"]) for f in features], dtype=np.int64)
-        batch["group_ids"] = np.array([int(f["group"]) for f in features], dtype=np.int64)
+        if not self._token_types:
+            del batch["token_type_ids"]
+        batch["labels"] = np.array([p["label"] for p in pairs], dtype=np.int64)
+        batch["group_ids"] = np.array([p["group"] for p in pairs], dtype=np.int64)
         batch["candidate_ids"] = np.array(
-            [int(f["candidate_position"]) - int(f["position"]) if int(f["group"]) >= 0 else -1 for f in features],
-            dtype=np.int64,
+            [p["candidate_position"] - p["position"] if p["group"] >= 0 else -1 for p in pairs], dtype=np.int64
         )
         return _to_tensors(batch)
+
+
+def _pairs_of(feature: Mapping) -> list[dict[str, int]]:
+    """The pair rows of a pointwise row (itself) or of a listwise row (one per candidate)."""
+    context = {key: int(feature[key]) for key in ("dialogue", "start", "position", "group")}
+    if not isinstance(feature["label"], Sequence):
+        return [{**context, **{key: int(feature[key]) for key in CANDIDATE_COLUMNS}}]
+    columns = [feature[key] for key in CANDIDATE_COLUMNS]
+    return [{**context, **dict(zip(CANDIDATE_COLUMNS, map(int, values), strict=True))} for values in zip(*columns)]
+
+
+def uses_token_types(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether pairs carry token types (0 context, 1 reply): only for tokenizers that produce them.
+
+    XLM-R-style tokenizers (multilingual-e5, RoBERTa) do not list ``token_type_ids``; their models see
+    type 0 everywhere, in training and in ranking alike.
+    """
+    return "token_type_ids" in tokenizer.model_input_names
 
 
 class PoolCollatorTrainerMixin:

@@ -1418,27 +1418,103 @@ _WORK = _Domain(
     ),
 )
 
+
+# (what is being chosen, how the reply may name it again)
+_ADVICE_THINGS = (
+    ("차", "자동차"), ("집", "집"), ("노트북", "노트북"), ("휴대폰", "스마트폰"), ("보험", "보험"),
+    ("전공", "대학 전공"), ("회사", "직장"), ("냉장고", "냉장고"), ("카메라", "카메라"), ("자전거", "자전거"),
+    ("세탁기", "세탁기"), ("침대", "침대"), ("학원", "학원"), ("유모차", "유모차"),
+)  # fmt: skip
+_ADVICE_POINTS = ("가격", "후기", "평판", "만족도", "품질")
+
+
+def _advice_slots(rng: random.Random) -> dict[str, str]:
+    thing, alias = rng.choice(_ADVICE_THINGS)
+    point, other = rng.sample(_ADVICE_POINTS, 2)
+    return {
+        "thing": thing, "alias": alias, "point": point, "other": other,
+        "years": rng.choice(("몇 년씩", "오래", "5년 넘게", "꽤 오랫동안", "한참")),
+        "budget": _manwon(rng.randrange(50, 3001, 50)),
+    }  # fmt: skip
+
+
+_ADVICE = _Domain(
+    name="advice",
+    speakers=("상담원", "손님"),
+    slots=_advice_slots,
+    opening=(
+        (
+            ("무엇을 도와드릴까요?", "어떤 고민으로 오셨어요?", "오늘은 어떤 상담이 필요하세요?"),
+            (
+                "{thing:을} 사려는데 뭘 골라야 할지 막막해요.",
+                "{thing} 때문에 고민이 많아요. 어떤 게 좋을지 모르겠어요.",
+                "이번에 {thing:을} 정해야 하는데 도무지 감이 안 와요.",
+            ),
+        ),
+    ),
+    topics=(
+        (
+            (
+                (
+                    "{thing:은} 한 번 정하면 {years} 쓰니까 신중하게 고르셔야 해요.",
+                    "{thing:은} {years} 쓰게 되니까 꼼꼼하게 비교해 보셔야 해요.",
+                ),
+                (
+                    "{alias:은} 신중하게 골라야겠네요.",
+                    "역시 {alias:은} 꼼꼼히 따져 보고 골라야겠어요.",
+                    "{alias:은} 오래 쓰니까 잘 골라야겠네요.",
+                ),
+            ),
+        ),
+        (
+            (
+                ("{thing}에 쓸 예산은 어느 정도 생각하세요?",),
+                ("{budget} 정도까지는 괜찮을 것 같아요.", "많아야 {budget} 정도예요."),
+            ),
+        ),
+        (
+            (
+                ("{thing:을} 고를 때 제일 중요하게 보시는 게 뭐예요?",),
+                ("저는 {point:이} 제일 중요해요.", "{other}보다는 {point:이} 더 중요해요."),
+            ),
+        ),
+        (
+            (
+                ("{point:을} 중요하게 보시면 후보를 두세 개로 좁혀서 직접 비교해 보세요.",),
+                ("{point} 위주로 {alias} 후보를 추려 볼게요.",),
+            ),
+        ),
+    ),
+    closing=(
+        (
+            ("더 궁금한 게 생기면 언제든 다시 물어보세요.",),
+            ("감사합니다. {thing} 고르는 데 많은 도움이 됐어요.",),
+        ),
+    ),
+)
+
 # --------------------------------------------------------------------------------------------------
 
-_ALL_DOMAINS = (_CAR, _TEA, _WEATHER, _FOOD, _SPORTS, _TRAVEL, _SERVICE, _SCHOOL, _WORK)
+_ALL_DOMAINS = (_CAR, _TEA, _WEATHER, _FOOD, _SPORTS, _TRAVEL, _SERVICE, _SCHOOL, _WORK, _ADVICE)
 DOMAINS: tuple[str, ...] = tuple(domain.name for domain in _ALL_DOMAINS)
 MIN_TURNS, MAX_TURNS = 4, 12
 
-# The README's and the demo's ranking example, written in the style of the generated car dialogues
-# (the demo model is trained on them). Candidate 0 uses "차" as tea: a word-overlap trap.
+# The original ko-mrs README's ranking example, verbatim. "차" (car / tea) is the trap: two wrong candidates share
+# it with the context. None of these sentences is in the generated corpus (tests/test_demo_corpus.py checks), so
+# the demo model ranks them by what it learned, not by having seen them.
 README_EXAMPLE: dict[str, Any] = {
     "context": [
-        "안녕하세요, 출퇴근용으로 탈 차를 한 대 사려고 하는데요. 아반떼를 좀 보고 싶어요.",
-        "어서 오세요. 아반떼는 준중형 세단이라 출퇴근용으로 많이들 찾으세요. 어떤 게 제일 궁금하세요?",
-        "예산은 2,500만 원 정도예요. 아반떼 하이브리드 모델은 연비가 어느 정도 나와요?",
+        "어떤 문제가 있으신가요?",
+        "어떤 차를 사야 할지 잘 모르겠어요.",
+        "차는 한 번 사면 10년도 넘게 써서, 신중하게 골라야 해요.",
     ],
     "candidates": [
-        "녹차는 80도 정도 되는 물에 2분만 우리면 돼. 차를 너무 오래 두면 써져.",
-        "서울은 내일 오후부터 비가 온대. 우산 꼭 챙겨.",
-        "아반떼 하이브리드 모델은 복합 연비가 리터당 19킬로 정도라서 출퇴근용으로 쓰시기에 경제적이에요.",
-        "네, 알겠습니다.",
-        "네, 토요일 오후 2시로 시승 예약 잡아 드릴게요. 운전면허증만 챙겨 오세요.",
-        "좋아, 김치찌개 먹은 지 오래됐다.",
+        "저 좀 도와주실 수 있나요?",
+        "저는 농구를 좋아합니다.",
+        "자동차는 신중히 골라야합니다.",
+        "저는 차 마시는거를 좋아합니다.",
+        "날씨가 화창합니다.",
+        "저는 차를 좋아합니다.",
     ],
     "answer": 2,
 }

@@ -138,8 +138,13 @@ def build_model_card(
     settings: dict[str, Any],
     hub_args: HubArguments,
     eval_results: dict[str, float] | None = None,
+    health: dict[str, Any] | None = None,
 ) -> ModelCard:
-    """A model card for a post-trained (``stage="post-training"``) or fine-tuned model."""
+    """A model card for a post-trained (``stage="post-training"``) or fine-tuned model.
+
+    ``health`` (post-training): the collapse monitor's ``initial`` and ``final`` spreads and the run's
+    ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived.
+    """
     if stage not in ("post-training", "fine-tuning"):
         raise ValueError(f"stage must be 'post-training' or 'fine-tuning', got {stage!r}")
     eval_name = hub_args.card_eval_dataset or "held-out groups"
@@ -215,7 +220,7 @@ count against the positive):
 |---|---|
 {metric_rows}
 
-## Training hyperparameters
+{_health_section(health)}## Training hyperparameters
 
 | name | value |
 |---|---|
@@ -235,6 +240,36 @@ held-out groups before relying on a threshold. Do not use it to make decisions a
 ```
 """
     return ModelCard(content)
+
+
+def _health_section(health: dict[str, Any] | None) -> str:
+    if not health or not health.get("initial"):
+        return ""
+    initial, final, metrics = health["initial"], health.get("final") or {}, health.get("metrics") or {}
+
+    def cell(values: dict, key: str) -> str:
+        return f"{values[key]:.4f}" if key in values else "-"
+
+    rows = [
+        f"| probe spread, mean-pooled | {cell(initial, 'probe_spread')} | {cell(final, 'probe_spread')} |",
+        f"| probe spread, [CLS] | {cell(initial, 'probe_spread_cls')} | {cell(final, 'probe_spread_cls')} |",
+    ]
+    for key, name in (("eval_urc_accuracy", "URC accuracy (held-out windows)"), ("eval_urc_prior", "URC class prior")):
+        if key in metrics:
+            rows.append(f"| {name} | - | {metrics[key]:.4f} |")
+    table = "\n".join(rows)
+    return f"""## Representation health
+
+The collapse monitor encodes a fixed batch of held-out pairs before and after post-training; the spread is
+the per-dimension standard deviation across the pairs, averaged over dimensions. A final spread far below
+the start means collapsed representations. URC accuracy at its class prior means the relevance head
+learned nothing.
+
+| | start | end |
+|---|---|---|
+{table}
+
+"""
 
 
 class HubPushMixin:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import BertConfig, BertModel, BertPreTrainedModel, PreTrainedTokenizerBase
+from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.bert.modeling_bert import BertOnlyMLMHead
 from transformers.utils import ModelOutput
 
@@ -196,6 +197,82 @@ class BertForFineGrainedPostTraining(BertPreTrainedModel):
         return loss, logits
 
 
+class BertForResponseSelection(BertPreTrainedModel):
+    """A cross-encoder that classifies the mean of the last hidden states instead of the pooled [CLS].
+
+    The pooler of many encoders is untrained (sentence-transformers models, multilingual-e5) while their
+    mean-pooled states are what they were trained to make meaningful. Parameter names are those of
+    `BertForSequenceClassification` (`bert.*`, `classifier.*`); `config.architectures` names this class, and
+    ko-mrs loads it by that name, so the mean pooling is never silently replaced by a random pooler.
+    """
+
+    config_class = BertConfig
+    base_model_prefix = "bert"
+    _keys_to_ignore_on_load_unexpected = [r"^bert\.pooler\.", r"^cls\.", r"^urc_classifier\."]
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
+        """`labels`: class indices (cross-entropy), or 0/1 targets for a single logit (BCE)."""
+        hidden = self.bert(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids
+        ).last_hidden_state
+        logits = self.classifier(self.dropout(mean_pool(hidden, attention_mask)))
+        loss = None
+        if labels is not None:
+            if self.num_labels == 1:
+                loss = F.binary_cross_entropy_with_logits(logits[:, 0].float(), labels.float())
+            else:
+                loss = F.cross_entropy(logits.float(), labels.view(-1))
+        output = SequenceClassifierOutput(loss=loss, logits=logits)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean of `hidden` over the positions the mask keeps (all of them without a mask)."""
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
+def next_log_odds(logits: torch.Tensor, next_index: int = 1) -> torch.Tensor:
+    """The response-selection score: log P(next) - log P(not next), whatever the head's shape.
+
+    One logit (BCE) is the log-odds itself; with several classes the others are pooled. Monotone in
+    P(next) = sigmoid(score), without the probability's saturation into ties near 0 and 1.
+    """
+    logits = logits.float()
+    if logits.shape[-1] == 1:
+        return logits[:, 0]
+    others = torch.cat([logits[:, :next_index], logits[:, next_index + 1 :]], dim=-1)
+    return logits[:, next_index] - torch.logsumexp(others, dim=-1)
+
+
+# The parts of BertForFineGrainedPostTraining that a plain BERT encoder checkpoint may lack; each starts fresh then.
+HEAD_PREFIXES: dict[str, tuple[str, ...]] = {
+    "mlm_head": ("cls.predictions.transform.", "cls.predictions.bias"),
+    "pooler": ("bert.pooler.",),
+    "urc_head": ("urc_classifier.",),
+}
+
+
 def prepare_model_for_post_training(
     model_name_or_path: str, tokenizer: PreTrainedTokenizerBase, **config_overrides: Any
 ) -> BertForFineGrainedPostTraining:
@@ -205,11 +282,20 @@ def prepare_model_for_post_training(
     built: `from_pretrained(**kwargs)` would only apply kwargs that are already attributes of `BertConfig`. The
     embeddings grow to `len(tokenizer)` (rounded up to a multiple of 8) for added special tokens such as `[EOT]`;
     they never shrink, since a checkpoint may pad its vocabulary beyond the tokenizer.
+
+    `model.fresh_heads` names the heads (`HEAD_PREFIXES`) the checkpoint did not have, from the load report:
+    they start random, and post-training warms them up before they touch the encoder.
     """
     config = BertConfig.from_pretrained(model_name_or_path)
     for key, value in config_overrides.items():
         setattr(config, key, value)
-    model = BertForFineGrainedPostTraining.from_pretrained(model_name_or_path, config=config)
+    model, loading_info = BertForFineGrainedPostTraining.from_pretrained(
+        model_name_or_path, config=config, output_loading_info=True
+    )
+    missing = loading_info["missing_keys"]
+    model.fresh_heads = [
+        head for head, prefixes in HEAD_PREFIXES.items() if any(key.startswith(prefixes) for key in missing)
+    ]
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         # a multiple of 8 keeps the tied vocabulary projection on GPU tensor cores (klue: 32,000 + [EOT])
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=8)
@@ -217,3 +303,4 @@ def prepare_model_for_post_training(
 
 
 BertForFineGrainedPostTraining.register_for_auto_class("AutoModelForPreTraining")
+BertForResponseSelection.register_for_auto_class("AutoModelForSequenceClassification")

@@ -29,6 +29,11 @@ PAIR_FEATURES = Features(
     }
     | {"length": Value("int64")}
 )
+# A listwise row: one context and its candidate list (positive first), the same columns as lists.
+CANDIDATE_COLUMNS = ("candidate_dialogue", "candidate_position", "label")
+LIST_FEATURES = Features(
+    {name: HFSequence(Value("int64")) if name in CANDIDATE_COLUMNS else Value("int64") for name in PAIR_FEATURES}
+)
 
 
 def add_eot_token(tokenizer: PreTrainedTokenizerBase) -> int:
@@ -171,40 +176,41 @@ def build_pairs(
     negatives_per_positive: int = 1,
     max_turns: int | None = None,
     seed: int = 0,
+    listwise: bool = False,
 ) -> Dataset:
-    """Fine-tuning pairs: each context prefix with its true next utterance plus random negatives.
+    """Fine-tuning examples: each context prefix with its true next utterance plus random negatives.
 
     With ``every_prefix`` every position of a dialogue is a context (the paper's augmentation);
     otherwise only the last one. Negatives are drawn once here, reproducibly from ``seed``.
+    Pointwise (default): one row per (context, candidate) pair. ``listwise``: one row per context whose
+    ``candidate_*`` and ``label`` columns are lists, positive first, for a softmax over the group.
     """
+    features = LIST_FEATURES if listwise else PAIR_FEATURES
 
     def explode(lengths_batch: list[list[int]], indices: list[int]) -> dict:
-        out: dict[str, list[int]] = {key: [] for key in PAIR_FEATURES}
+        out: dict[str, list] = {key: [] for key in features}
         for dialogue, lengths in zip(indices, lengths_batch, strict=True):
             rng = random.Random(f"{seed}:{dialogue}")
             positions = range(1, len(lengths)) if every_prefix else [len(lengths) - 1]
             for t in positions:
                 start = 0 if max_turns is None else max(0, t - max_turns)
-                length = _assembled_length(lengths, start, t, lengths[t])
                 candidates = [(dialogue, t, 1)]
                 for _ in range(negatives_per_positive):
                     other = pool.other_dialogue(dialogue, rng)
                     candidates.append((other, rng.randrange(int(pool.num_turns[other])), 0))
-                for cand_dialogue, cand_position, label in candidates:
-                    for key, value in (
-                        ("dialogue", dialogue),
-                        ("start", start),
-                        ("position", t),
-                        ("candidate_dialogue", cand_dialogue),
-                        ("candidate_position", cand_position),
-                        ("label", label),
-                        ("group", -1),
-                        ("length", length),
-                    ):
-                        out[key].append(value)
+                context = {"dialogue": dialogue, "start": start, "position": t, "group": -1}
+                context["length"] = _assembled_length(lengths, start, t, lengths[t])
+                if listwise:
+                    context["length"] *= len(candidates)  # what the group costs, for length-grouped batching
+                    rows = [{**context, **dict(zip(CANDIDATE_COLUMNS, map(list, zip(*candidates)), strict=True))}]
+                else:
+                    rows = [{**context, **dict(zip(CANDIDATE_COLUMNS, c, strict=True))} for c in candidates]
+                for row in rows:
+                    for key in features:
+                        out[key].append(row[key])
         return out
 
-    return _explode(tokenized, explode, PAIR_FEATURES, "Building pairs")
+    return _explode(tokenized, explode, features, "Building pairs")
 
 
 def groups_to_pairs(

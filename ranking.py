@@ -22,10 +22,17 @@ import torch
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from tqdm import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
-from data_collators import assemble_pair, special_ids
+from data_collators import assemble_pair, special_ids, uses_token_types
 from dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
+from modeling_mrs import BertForResponseSelection, next_log_odds
 
 __all__ = ["ResponseSelector", "main"]
 
@@ -68,8 +75,8 @@ class ResponseSelector:
         self.batch_size = batch_size
         self.next_index = _next_label_index(model.config)
         self.special = special_ids(tokenizer)
-        # Models without segment embeddings (RoBERTa-style) reject token_type_ids of 1.
-        self.use_token_types = "token_type_ids" in tokenizer.model_input_names
+        # the collators' rule, so a pair is scored with the token types it was trained with
+        self.use_token_types = uses_token_types(tokenizer)
 
     @classmethod
     def from_pretrained(
@@ -101,7 +108,11 @@ class ResponseSelector:
             model_kwargs["dtype"] = torch_dtype
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
-            model, loading_info = AutoModelForSequenceClassification.from_pretrained(source, **model_kwargs)
+            config = AutoConfig.from_pretrained(source, **hub_kwargs)
+            # the mean-pooling selector by its own class: as a BertForSequenceClassification its pooler would be random
+            mean_pooled = BertForResponseSelection.__name__ in (config.architectures or [])
+            model_class = BertForResponseSelection if mean_pooled else AutoModelForSequenceClassification
+            model, loading_info = model_class.from_pretrained(source, config=config, **model_kwargs)
         except (OSError, ValueError) as err:
             raise OSError(f"could not load a model from the {tried}: {err}") from err
         if loading_info["missing_keys"]:
@@ -247,12 +258,14 @@ class ResponseSelector:
         if self.use_token_types:
             inputs["token_type_ids"] = [[*types, *[0] * n] for _, types, n in padded]
         tensors = {key: torch.tensor(value, dtype=torch.long, device=self.device) for key, value in inputs.items()}
-        logits = self.model(**tensors).logits
-        return logits.float().softmax(dim=-1)[:, self.next_index].tolist()
+        return torch.sigmoid(next_log_odds(self.model(**tensors).logits, self.next_index)).tolist()
 
 
 def _next_label_index(config: Any) -> int:
-    """Index of the "next" class: from ``id2label``, else 1 for a 2-class model with generic label names."""
+    """Index of the "next" class: from ``id2label``, else 1 for a 2-class model with generic label names.
+
+    A 1-logit model (fine-tuned with ``--loss bce``) is labelled ``{0: "next"}``: its logit is the log-odds.
+    """
     by_name = {str(label).lower(): int(index) for index, label in (config.id2label or {}).items()}
     if NEXT_LABEL in by_name:
         return by_name[NEXT_LABEL]

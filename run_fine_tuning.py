@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -35,6 +36,7 @@ from config_args import parse_config_and_args, parse_overrides
 from data_collators import PoolCollatorTrainerMixin, ResponseSelectionCollator
 from dialogue_data import DialogueFormatError, read_dialogues, read_eval_groups, write_jsonl
 from hub import HubArguments, HubPushMixin, build_model_card, push_final
+from modeling_mrs import BertForResponseSelection, next_log_odds
 from mrs_metrics import compute_ranking_metrics, format_metrics_table
 from preprocessing import DialoguePool, add_eot_token, build_pairs, groups_to_pairs, tokenize_dialogues
 from run_post_training import MrsTrainingArguments, detect_last_checkpoint, setup_logging
@@ -42,6 +44,8 @@ from run_post_training import MrsTrainingArguments, detect_last_checkpoint, setu
 logger = logging.getLogger(__name__)
 
 ID2LABEL = {0: "not_next", 1: "next"}
+LOSSES = ("listwise", "cross_entropy", "bce")
+POOLINGS = ("cls", "mean")
 
 
 @dataclass
@@ -54,6 +58,14 @@ class ModelArguments:
     config_overrides: str | None = field(
         default=None,
         metadata={"help": "Model config values, e.g. 'hidden_dropout_prob=0,attention_probs_dropout_prob=0'."},
+    )
+    pooling: str = field(
+        default="cls",
+        metadata={
+            "help": "cls: BertForSequenceClassification on the pooled [CLS]; mean: modeling_mrs.BertForResponseSelection "
+            "on the mean of the last hidden states.",
+            "choices": POOLINGS,
+        },
     )
 
 
@@ -79,29 +91,55 @@ class FineTuningArguments(MrsTrainingArguments):
     **kwargs, so the parent's ``average_tokens_across_devices=False`` matters here."""
 
     learning_rate: float = field(default=1e-5)
+    loss: str = field(
+        default="listwise",
+        metadata={
+            "help": "listwise: softmax cross-entropy over each context's group (1 positive + negatives_per_positive "
+            "negatives; per_device_train_batch_size counts groups); cross_entropy: 2-class softmax per pair; bce: "
+            "one logit per pair, sigmoid.",
+            "choices": LOSSES,
+        },
+    )
     metric_for_best_model: str | None = field(default="r10@1")
     greater_is_better: bool | None = field(default=True)
     label_names: list[str] | None = field(default_factory=lambda: ["labels"])
 
 
+NOT_MODEL_INPUTS = ("labels", "group_ids", "candidate_ids")
+
+
+def selection_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
+    """The training loss over a batch of pairs; listwise batches are consecutive groups, positive first."""
+    if loss == "cross_entropy":
+        return F.cross_entropy(logits.float(), labels)
+    scores = next_log_odds(logits)
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(scores, labels.float())
+    groups = scores.view(int(labels.sum()), -1)  # each group holds exactly one positive, at index 0
+    return F.cross_entropy(groups, torch.zeros(len(groups), dtype=torch.long, device=groups.device))
+
+
 class ResponseSelectionTrainer(HubPushMixin, PoolCollatorTrainerMixin, Trainer):
-    """Carries each row's group id through prediction, so scores meet their groups by id."""
+    """Trains with ``args.loss``; carries each row's group id through prediction, so scores meet their groups by id.
+
+    Evaluation scores every pair by :func:`modeling_mrs.next_log_odds` and reports ``eval_loss`` as the
+    binary cross-entropy of that score, the same number for every training loss.
+    """
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = {k: v for k, v in inputs.items() if k not in ("group_ids", "candidate_ids")}
-        outputs = model(**inputs)
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
+        outputs = model(**{k: v for k, v in inputs.items() if k not in NOT_MODEL_INPUTS})
+        loss = selection_loss(outputs.logits, inputs["labels"], self.args.loss)
+        return (loss, outputs) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
-        ids = torch.stack([inputs.pop("group_ids"), inputs.pop("candidate_ids")], dim=-1)
+        ids = torch.stack([inputs["group_ids"], inputs["candidate_ids"]], dim=-1)
         with torch.no_grad():
-            outputs = model(**inputs)
-        # the log-odds of "next": monotone in the probability, without its saturation into ties near 0 and 1
-        logits = outputs.logits.float()
-        scores = logits[:, 1] - logits[:, 0]
+            outputs = model(**{k: v for k, v in inputs.items() if k not in NOT_MODEL_INPUTS})
+        scores = next_log_odds(outputs.logits)
+        loss = F.binary_cross_entropy_with_logits(scores, inputs["labels"].float())
         # labels, group ids and candidate ids travel together, so any sampler order or process count is safe
-        return outputs.loss.detach(), scores, torch.cat([inputs["labels"][:, None], ids], dim=-1)
+        return loss.detach(), scores, torch.cat([inputs["labels"][:, None], ids], dim=-1)
 
 
 def ranking_metrics(prediction: EvalPrediction) -> dict[str, float]:
@@ -179,6 +217,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 negatives_per_positive=data_args.negatives_per_positive,
                 max_turns=data_args.max_turns,
                 seed=training_args.seed,
+                listwise=training_args.loss == "listwise",
             )
         if data_args.max_train_samples is not None:
             train_pairs = train_pairs.select(range(min(data_args.max_train_samples, len(train_pairs))))
@@ -194,16 +233,19 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     eval_pairs, eval_collator = group_collator(validation_groups)
     test_pairs, test_collator = group_collator(test_groups)
 
-    model = AutoModelForSequenceClassification.from_pretrained(
+    id2label = {0: "next"} if training_args.loss == "bce" else ID2LABEL  # bce: one logit, the log-odds of "next"
+    model_class = BertForResponseSelection if model_args.pooling == "mean" else AutoModelForSequenceClassification
+    model = model_class.from_pretrained(
         model_args.model_name_or_path,
-        num_labels=2,
-        id2label=ID2LABEL,
-        label2id={v: k for k, v in ID2LABEL.items()},
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
         **parse_overrides(model_args.config_overrides),
     )
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=8)
-    # The post-training class's auto_map does not describe this model; keep the config plain BERT.
+    # The post-training class's auto_map does not describe this model; keep the config plain BERT (save_pretrained
+    # writes BertForResponseSelection's own auto_map for mean pooling).
     if hasattr(model.config, "auto_map"):
         del model.config.auto_map
     model.config.mrs_max_length = data_args.max_seq_length
@@ -239,6 +281,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 "negatives_per_positive": data_args.negatives_per_positive,
                 "max_turns": data_args.max_turns,
                 "max_seq_length": data_args.max_seq_length,
+                "loss": training_args.loss,
+                "pooling": model_args.pooling,
             },
             hub_args=hub_args,
             eval_results={k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
@@ -277,6 +321,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 output.label_ids,
             )
             logger.info("test groups: %s\n%s", data_args.test_groups, format_metrics_table(table))
+    trainer.create_model_card()  # the card beside the weights, pushed or not, with the final numbers
     if training_args.push_to_hub:
         push_final(trainer)
     return metrics

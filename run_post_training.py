@@ -18,14 +18,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
 from transformers import AutoTokenizer, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from collapse_monitor import DEFAULT_THRESHOLD, CollapseMonitor, warn_if_at_prior
 from config_args import parse_config_and_args, parse_overrides
 from data_collators import CollatorEpochCallback, PoolCollatorTrainerMixin, PostTrainingCollator
 from dialogue_data import DialogueFormatError, ReadReport, read_dialogues, split_by_id
+from head_warmup import HeadWarmupCallback, parameter_groups, resolve_warmup_steps, warmup_then_linear_decay
 from hub import HubArguments, HubPushMixin, build_model_card, download_last_checkpoint, push_final
 from modeling_mrs import prepare_model_for_post_training
 from preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
@@ -100,15 +103,69 @@ class MrsTrainingArguments(TrainingArguments):
 class PostTrainingArguments(MrsTrainingArguments):
     train_sampling_strategy: str = field(default="group_by_length")
     logging_steps: float = field(default=50)
+    head_warmup_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Steps that train only the heads the checkpoint lacks (MLM head, pooler, URC head), the encoder "
+            "frozen. Default: 10% of the run when a head starts fresh, else 0."
+        },
+    )
+    encoder_learning_rate: float | None = field(
+        default=None, metadata={"help": "The encoder's learning rate (default: learning_rate, as the heads)."}
+    )
+    collapse_threshold: float = field(
+        default=DEFAULT_THRESHOLD,
+        metadata={"help": "Warn when the probe pairs' representation spread falls below this share of its start."},
+    )
+    probe_size: int = field(default=64, metadata={"help": "Pairs in the collapse monitor's fixed probe batch."})
 
 
 class PostTrainingTrainer(HubPushMixin, PoolCollatorTrainerMixin, Trainer):
-    """Logs the MLM loss, URC loss and URC accuracy beside the summed loss."""
+    """Logs the MLM loss, URC loss and URC accuracy beside the summed loss; warms fresh heads up first.
 
-    def __init__(self, *args, **kwargs) -> None:
+    With ``head_warmup_steps`` > 0 or an ``encoder_learning_rate``, the encoder and the heads are separate
+    optimizer groups, and a linear schedule starts the encoder's warm-up when the head warm-up ends.
+    """
+
+    def __init__(self, *args, head_warmup_steps: int = 0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.head_warmup_steps = head_warmup_steps
         self._parts = torch.zeros(4, dtype=torch.float64)  # mlm loss, urc loss, urc correct, urc count
         self._steps = 0
+
+    @property
+    def _separate_encoder(self) -> bool:
+        return self.head_warmup_steps > 0 or self.args.encoder_learning_rate is not None
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self._separate_encoder:
+            opt_model = self.model if model is None else model
+            groups = parameter_groups(
+                opt_model,
+                set(self.get_decay_parameter_names(opt_model)),
+                self.args.learning_rate,
+                self.args.encoder_learning_rate,
+                self.args.weight_decay,
+            )
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return super().create_optimizer(model)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_scheduler is None and self._separate_encoder:
+            if str(self.args.lr_scheduler_type) not in ("linear", "SchedulerType.LINEAR"):
+                raise ValueError(
+                    "head warm-up and --encoder_learning_rate use a linear schedule; got --lr_scheduler_type "
+                    f"{self.args.lr_scheduler_type} (set --head_warmup_steps 0 to use it)"
+                )
+            self.lr_scheduler = warmup_then_linear_decay(
+                optimizer or self.optimizer,
+                self.args.get_warmup_steps(num_training_steps),
+                self.head_warmup_steps,
+                num_training_steps,
+            )
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
@@ -163,6 +220,9 @@ def compute_post_training_metrics(prediction: EvalPrediction) -> dict[str, float
     logits, labels = prediction.predictions, prediction.label_ids
     urc_logits, nll, counts = logits[:, :-2], logits[:, -2], logits[:, -1]
     metrics: dict[str, float] = {}
+    if len(labels):
+        # accuracy a head stuck on its class prior gets: the majority class's share
+        metrics["urc_prior"] = float(np.bincount(labels).max() / len(labels))
     if counts.sum() > 0:
         metrics["mlm_perplexity"] = float(math.exp(min(nll.sum() / counts.sum(), 50.0)))
     if urc_logits.shape[1] > 1:
@@ -193,6 +253,22 @@ def load_split_dialogues(data_args: DataArguments, *, need_validation: bool):
 def _log_reports(reports: list[ReadReport]) -> None:
     for report in reports:
         logger.info("read %s", report)
+
+
+def probe_batch(collator: PostTrainingCollator, windows, size: int) -> dict[str, torch.Tensor]:
+    """The collapse monitor's fixed pairs: the first ``size`` windows, unmasked, with fixed URC draws."""
+    if size < 2:
+        raise ValueError(f"probe_size must be at least 2 (a spread needs two examples), got {size}")
+    probe_collator = dataclasses.replace(collator, mlm_probability=0.0, epoch=EVAL_EPOCH)
+    return probe_collator(list(windows.select(range(min(size, len(windows))))))
+
+
+def planned_steps(args: TrainingArguments, num_examples: int) -> int:
+    """The optimizer steps a run will take, as Trainer counts them (for defaults that are a share of the run)."""
+    if args.max_steps > 0:
+        return args.max_steps
+    batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
+    return max(1, math.ceil(math.ceil(num_examples / batch) * args.num_train_epochs))
 
 
 def detect_last_checkpoint(training_args: TrainingArguments, hub_args: HubArguments) -> str | None:
@@ -280,6 +356,23 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     if eval_tok is not None:
         eval_pool = DialoguePool(eval_tok, same_corpus_negatives=data_args.same_corpus_negatives)
         eval_collator = dataclasses.replace(train_collator, pool=eval_pool, epoch=EVAL_EPOCH)
+    monitor = CollapseMonitor(
+        probe_batch(eval_collator or train_collator, eval_windows or train_windows, training_args.probe_size),
+        training_args.collapse_threshold,
+    )
+    monitor.start(model)
+    warmup_steps = 0
+    if training_args.do_train:
+        warmup_steps = resolve_warmup_steps(
+            training_args.head_warmup_steps, model.fresh_heads, planned_steps(training_args, len(train_windows))
+        )
+        logger.info("Fresh heads: %s; head warm-up: %d steps", ", ".join(model.fresh_heads) or "none", warmup_steps)
+
+    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+        metrics = compute_post_training_metrics(prediction)
+        warn_if_at_prior(metrics)
+        return {**metrics, **monitor.report(trainer.model)}
+
     trainer = PostTrainingTrainer(
         model=model,
         args=training_args,
@@ -288,8 +381,9 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         data_collator=train_collator,
         eval_collator=eval_collator,
         processing_class=tokenizer,
-        compute_metrics=compute_post_training_metrics,
-        callbacks=[CollatorEpochCallback(train_collator)],
+        compute_metrics=compute_metrics,
+        callbacks=[CollatorEpochCallback(train_collator), HeadWarmupCallback(model, warmup_steps)],
+        head_warmup_steps=warmup_steps,
     )
     trainer.card_builder = lambda: build_model_card(
         stage="post-training",
@@ -303,13 +397,18 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             "urc_probabilities": data_args.urc_probabilities,
             "num_urc_labels": model_args.num_urc_labels,
             "whole_word_masking": data_args.whole_word_masking,
+            "fresh_heads": ", ".join(model.fresh_heads) or "none",
+            "head_warmup_steps": warmup_steps,
+            "encoder_learning_rate": training_args.encoder_learning_rate or training_args.learning_rate,
         },
         hub_args=hub_args,
+        health={"initial": monitor.initial, "final": monitor.latest, "metrics": metrics},
     )
     metrics: dict[str, float] = {}
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=detect_last_checkpoint(training_args, hub_args))
         trainer.save_model()
+        result.metrics.update({f"train_{key}": value for key, value in monitor.report(model).items()})
         metrics.update(result.metrics)
         metrics["train_samples"] = len(train_windows)
         trainer.log_metrics("train", result.metrics)
@@ -321,6 +420,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         metrics.update(eval_metrics)
+    trainer.create_model_card()  # the card beside the weights, pushed or not, with the final numbers
     if training_args.push_to_hub:
         push_final(trainer)
     return metrics

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -42,8 +43,32 @@ def train_wordpiece(texts: Iterator[str], *, vocab_size: int, min_frequency: int
     return fast
 
 
+def lsa_embeddings(documents: list[list[int]], vocab_size: int, dim: int, std: float) -> torch.Tensor:
+    """Word vectors from a truncated SVD of the document-token TF-IDF matrix (latent semantic analysis).
+
+    Tokens of the same topic get similar vectors, which a BERT trained from scratch otherwise has to
+    discover through a long loss plateau before it can compare a reply with its context. Rows are scaled
+    to BERT's initialisation ``std``; tokens in no document keep a zero vector (the caller adds noise).
+    """
+    counts = np.zeros((len(documents), vocab_size), dtype=np.float64)
+    for row, ids in enumerate(documents):
+        np.add.at(counts[row], ids, 1.0)
+    idf = np.log((1 + len(documents)) / (1 + (counts > 0).sum(axis=0))) + 1
+    tfidf = np.log1p(counts) * idf
+    tfidf /= np.linalg.norm(tfidf, axis=1, keepdims=True).clip(min=1e-12)
+    _, singular, vt = np.linalg.svd(tfidf, full_matrices=False)
+    vectors = vt[:dim].T * singular[:dim]
+    vectors = np.pad(vectors, ((0, 0), (0, dim - vectors.shape[1])))
+    vectors *= std / max(vectors[vectors != 0].std(), 1e-12)
+    return torch.from_numpy(vectors).float()
+
+
 def build_tiny_model(corpus_files: list[str | Path], config_path: str | Path, out_dir: str | Path) -> Path:
-    """Train the tokenizer on ``corpus_files`` and save it with a random ``BertForPreTraining``."""
+    """Train the tokenizer on ``corpus_files`` and save it with a random ``BertForPreTraining``.
+
+    With ``embedding_init: lsa`` in the config, the word embeddings start from :func:`lsa_embeddings` of
+    the corpus's dialogues (plus BERT's random initialisation), everything else random.
+    """
     settings = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
     dialogues, _ = read_dialogues(corpus_files, skip_short=True)
     texts = (text for batch in dialogues.iter(batch_size=1000) for turns in batch["utterances"] for text in turns)
@@ -51,6 +76,18 @@ def build_tiny_model(corpus_files: list[str | Path], config_path: str | Path, ou
     torch.manual_seed(settings.get("seed", 0))
     config = BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **settings["model"])
     model = BertForPreTraining(config)
+    init = settings.get("embedding_init", "random")
+    if init == "lsa":
+        documents = [
+            tokenizer(" ".join(turns), add_special_tokens=False)["input_ids"]
+            for batch in dialogues.iter(batch_size=1000)
+            for turns in batch["utterances"]
+        ]
+        embeddings = model.bert.embeddings.word_embeddings.weight
+        with torch.no_grad():
+            embeddings += lsa_embeddings(documents, embeddings.shape[0], embeddings.shape[1], config.initializer_range)
+    elif init != "random":
+        raise ValueError(f"{config_path}: embedding_init must be 'random' or 'lsa', got {init!r}")
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

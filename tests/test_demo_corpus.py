@@ -45,7 +45,7 @@ def test_shape_of_every_dialogue(dialogues: list[dict]) -> None:
 
 def test_all_domains_in_about_equal_shares(dialogues: list[dict]) -> None:
     counts = Counter(d["domain"] for d in dialogues)
-    assert set(counts) == set(DOMAINS) and len(DOMAINS) == 9
+    assert set(counts) == set(DOMAINS) and len(DOMAINS) == 10
     assert max(counts.values()) - min(counts.values()) <= 1
 
 
@@ -102,13 +102,18 @@ def test_interrupted_write_keeps_old_files_and_leaves_no_temp(tmp_path: Path, mo
 
 def test_readme_example() -> None:
     context, candidates, answer = README_EXAMPLE["context"], README_EXAMPLE["candidates"], README_EXAMPLE["answer"]
-    assert 3 <= len(context) <= 4 and all(context)
-    assert len(candidates) == 6 and len(set(candidates)) == 6
-    assert isinstance(answer, int) and 0 <= answer < 6
+    assert len(context) == 3 and len(candidates) == 6 and len(set(candidates)) == 6
+    assert candidates[answer] == "자동차는 신중히 골라야합니다."  # the original README's true reply
     assert any(STANDALONE_CHA.search(turn) for turn in context)  # 차 = car
-    tea = [c for c in candidates if STANDALONE_CHA.search(c)]
-    assert tea and all("녹차" in c for c in tea)  # 차 = tea, a word-overlap trap
-    assert "아반떼" in candidates[answer]
+    tea = [c for c in candidates if "차" in c and "자동차" not in c]
+    assert len(tea) == 2  # 차 = tea (or a car no context would pick): the word-overlap traps
+
+
+def test_readme_example_is_not_in_the_training_data() -> None:
+    """The demo model must rank the example by what it learned: none of its sentences is ever generated."""
+    texts = {u for seed in (0, 1, 2) for d in generate_dialogues(2000, seed) for u in d["utterances"]}
+    example = [*README_EXAMPLE["context"], *README_EXAMPLE["candidates"]]
+    assert not [sentence for sentence in example if sentence in texts]
 
 
 def test_cli_prints_counts_and_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
