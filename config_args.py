@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from cli_errors import UsageError
+
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -39,10 +41,14 @@ def parse_config_and_args(parser: HfArgumentParser, argv: list[str] | None = Non
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
         path = Path(argv.pop(0))
-        text = path.read_text(encoding="utf-8")
-        config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+            config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
+            reason = " ".join(str(err).split())
+            raise UsageError(f"{path}: not a valid {path.suffix[1:].upper()} config ({reason})") from None
         if not isinstance(config, dict):
-            raise SystemExit(f"error: {path}: the config must be a mapping of argument names to values")
+            raise UsageError(f"{path}: the config must be a mapping of argument names to values")
         argv = config_to_argv(config) + argv
     return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
 
@@ -55,6 +61,6 @@ def parse_overrides(text: str | None) -> dict[str, Any]:
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise SystemExit(f"error: --config_overrides: expected key=value, got {item!r}")
+            raise UsageError(f"--config_overrides: expected key=value, got {item!r}")
         overrides[key.strip()] = yaml.safe_load(value)
     return overrides

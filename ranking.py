@@ -21,9 +21,11 @@ from typing import Any
 import torch
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from safetensors import SafetensorError
 from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from cli_errors import UsageError, check_output_file, report
 from data_collators import assemble_pair, special_ids
 from dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
 
@@ -102,7 +104,7 @@ class ResponseSelector:
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
             model, loading_info = AutoModelForSequenceClassification.from_pretrained(source, **model_kwargs)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, SafetensorError) as err:  # SafetensorError: a truncated or corrupt weights file
             raise OSError(f"could not load a model from the {tried}: {err}") from err
         if loading_info["missing_keys"]:
             missing = ", ".join(sorted(loading_info["missing_keys"]))
@@ -129,7 +131,15 @@ class ResponseSelector:
         Scores are in candidate order. Blank context turns are dropped: they would only add an empty turn.
         """
         context, candidates = _check_inputs(context, candidates)
-        return self._score_groups([(context, candidates)], batch_size or self.batch_size, show_progress_bar)[0]
+        return self._score_groups([(context, candidates)], self._batch_size(batch_size), show_progress_bar)[0]
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        """The per-call batch size, else the selector's; 0 or less is an error, not "use the default"."""
+        if batch_size is None:
+            return self.batch_size
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        return batch_size
 
     def rank(
         self,
@@ -162,7 +172,7 @@ class ResponseSelector:
         format. Pairs of consecutive items share batches, so groups of a few candidates still fill a GPU.
         """
         _check_top_k(top_k)
-        batch_size = batch_size or self.batch_size
+        batch_size = self._batch_size(batch_size)
         chunk: list[tuple[Mapping[str, Any], list[str], list[str]]] = []
         num_pairs = 0
         for index, item in enumerate(items):
@@ -288,6 +298,10 @@ def _check_strings(field: str, values: Any) -> None:
     for i, value in enumerate(values):
         if not isinstance(value, str):
             raise TypeError(f"{field}[{i}] must be a string, got {type(value).__name__}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{field}[{i}] is not valid Unicode (it holds a lone surrogate)") from None
 
 
 def _check_inputs(context: Any, candidates: Any) -> tuple[list[str], list[str]]:
@@ -332,7 +346,7 @@ def _ranking(
 # ----------------------------------------------------------------------------------------------------------- CLI
 
 
-class CliError(Exception):
+class CliError(UsageError):
     """A user error the CLI reports as one line on stderr with exit code 2."""
 
 
@@ -380,9 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             _rank_jsonl_files(args)
         else:
             _rank_one(args)
-    except CliError as err:
-        print(f"mrs-rank: error: {err}", file=sys.stderr)
-        return 2
+    except UsageError as err:
+        return report("mrs-rank", err)
     return 0
 
 
@@ -418,6 +431,7 @@ def _rank_jsonl_files(args: argparse.Namespace) -> None:
         raise CliError("give either --context/--candidates or --input/--output, not both")
     if args.input is None or args.output is None:
         raise CliError("--input and --output go together")
+    check_output_file(args.output, "--output")
     # Check every line before loading the model, so a typo on the last line does not cost a whole run.
     count = sum(1 for _ in _read_jsonl(args.input))
     selector = _load(args)

@@ -31,9 +31,11 @@ from transformers import (
 )
 
 from bm25_baseline import bm25_scores
+from checkpoints import AtomicCheckpointMixin
+from cli_errors import UsageError, cli_main
 from config_args import parse_config_and_args, parse_overrides
 from data_collators import PoolCollatorTrainerMixin, ResponseSelectionCollator
-from dialogue_data import DialogueFormatError, read_dialogues, read_eval_groups, write_jsonl
+from dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues, write_jsonl
 from hub import HubArguments, HubPushMixin, build_model_card, push_final
 from mrs_metrics import compute_ranking_metrics, format_metrics_table
 from preprocessing import DialoguePool, add_eot_token, build_pairs, groups_to_pairs, tokenize_dialogues
@@ -84,7 +86,7 @@ class FineTuningArguments(MrsTrainingArguments):
     label_names: list[str] | None = field(default_factory=lambda: ["labels"])
 
 
-class ResponseSelectionTrainer(HubPushMixin, PoolCollatorTrainerMixin, Trainer):
+class ResponseSelectionTrainer(HubPushMixin, AtomicCheckpointMixin, PoolCollatorTrainerMixin, Trainer):
     """Carries each row's group id through prediction, so scores meet their groups by id."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -144,32 +146,23 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     add_eot_token(tokenizer)
 
-    def load_groups(path: str | None, what: str) -> list[dict] | None:
-        if path is None:
-            return None
-        try:
-            return read_eval_groups(path)
-        except (DialogueFormatError, FileNotFoundError) as err:
-            raise SystemExit(f"error: {what}: {err}") from None
-
-    validation_groups = load_groups(data_args.validation_groups, "validation_groups")
-    test_groups = load_groups(data_args.test_groups, "test_groups")
-    if training_args.do_eval and validation_groups is None:
-        raise SystemExit("error: --do_eval needs --validation_groups (write them with `mrs-data groups`)")
-    if training_args.do_predict and test_groups is None:
-        raise SystemExit("error: --do_predict needs --test_groups (write them with `mrs-data groups`)")
+    if training_args.do_eval and data_args.validation_groups is None:
+        raise UsageError("--do_eval needs --validation_groups (write them with `mrs-data groups`)")
+    if training_args.do_predict and data_args.test_groups is None:
+        raise UsageError("--do_predict needs --test_groups (write them with `mrs-data groups`)")
+    # group files are read only for the stages that use them, so a config naming them runs without them
+    validation_groups = read_eval_groups(data_args.validation_groups) if training_args.do_eval else None
+    test_groups = read_eval_groups(data_args.test_groups) if training_args.do_predict else None
 
     train_pairs = train_collator = None
     if training_args.do_train:
         if not data_args.train_files:
-            raise SystemExit("error: --do_train needs --train_files")
+            raise UsageError("--do_train needs --train_files")
         with training_args.main_process_first(desc="reading and tokenising dialogues"):
-            try:
-                dialogues, reports = read_dialogues(data_args.train_files, skip_short=data_args.skip_short)
-            except (DialogueFormatError, FileNotFoundError) as err:
-                raise SystemExit(f"error: {err}") from None
+            dialogues, reports = read_dialogues(data_args.train_files, skip_short=data_args.skip_short)
             for report in reports:
                 logger.info("read %s", report)
+            require_two_dialogues(dialogues, data_args.train_files)
             tokenized = tokenize_dialogues(dialogues, tokenizer)
             pool = DialoguePool(tokenized, same_corpus_negatives=data_args.same_corpus_negatives)
             train_pairs = build_pairs(
@@ -283,8 +276,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(argv)
-    return 0
+    return cli_main("run_fine_tuning.py", run, argv)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenc
 
 import run_fine_tuning
 import run_post_training
+from cli_errors import UsageError
 from dialogue_data import build_eval_groups, read_dialogues, write_jsonl
 from hub import CITATION, METRIC_NAMES
 from ranking import ResponseSelector
@@ -417,10 +418,10 @@ def test_final_push_failure_exits_naming_the_output_dir(
 
     monkeypatch.setattr(run_post_training.PostTrainingTrainer, "training_step", hub_goes_down)
     args = ("--do_train", "--max_steps", "2", "--push_to_hub", "--hub_model_id", repo_id)
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(UsageError) as exit_info:
         run_post_training.run(post_args(tiny_setup, out, *args))
-    message = str(exit_info.value.code)
-    assert message.startswith("error: pushing") and repo_id in message
+    message = str(exit_info.value)
+    assert message.startswith("pushing") and repo_id in message
     assert f"saved locally in {out}" in message
     assert f"`hf upload {repo_id} {out}`" in message
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
