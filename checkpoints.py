@@ -129,9 +129,11 @@ def _set_aside(folder: Path, reason: str) -> Path:
 
 
 def find_resumable_checkpoint(output_dir: str | Path, *, set_aside: bool = True) -> str | None:
-    """The latest complete ``checkpoint-N`` of ``output_dir``; incomplete ones above it are set aside.
+    """The latest complete ``checkpoint-N`` of ``output_dir``; incomplete ones and interrupted saves are set aside.
 
-    ``set_aside=False`` only skips them: for processes that must not rename what the saving process renames.
+    Older incomplete ones (a crash while rotation deleted them) are set aside too, so that rotation never
+    counts them as checkpoints. ``set_aside=False`` only skips them: for processes that must not rename
+    what the saving process renames.
     """
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
@@ -140,13 +142,14 @@ def find_resumable_checkpoint(output_dir: str | Path, *, set_aside: bool = True)
         for staged in sorted(output_dir.glob(f"{STAGING_PREFIX}*")):
             _set_aside(staged, "its save was interrupted")
     numbered = [(int(m.group(1)), p) for p in output_dir.iterdir() if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir()]
+    latest = None
     for _, folder in sorted(numbered, reverse=True):
         problem = checkpoint_problem(folder)
         if problem is None:
-            return str(folder)
-        if set_aside:
+            latest = latest or str(folder)
+        elif set_aside:
             _set_aside(folder, problem)
-    return None
+    return latest
 
 
 def require_complete(folder: str | Path, what: str) -> str:

@@ -601,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "groups":
             if args.num_candidates < 2:
-                raise UsageError(f"--num_candidates must be at least 2 got {args.num_candidates}")
+                raise UsageError(f"--num_candidates must be at least 2, got {args.num_candidates}")
             check_output_file(args.out, "--out")
         if args.command == "stats":
             totals = [0, 0, 0, 0]

@@ -434,6 +434,8 @@ def _rank_jsonl_files(args: argparse.Namespace) -> None:
     check_output_file(args.output, "--output")
     # Check every line before loading the model, so a typo on the last line does not cost a whole run.
     count = sum(1 for _ in _read_jsonl(args.input))
+    if not count:
+        raise CliError(f"{args.input}: holds no items (one JSON object per line is expected)")
     selector = _load(args)
     ranked = selector.rank_batch(_read_jsonl(args.input), top_k=args.top_k, return_documents=args.return_documents)
     progress = tqdm(ranked, total=count, desc="Ranking", unit="dialogue")

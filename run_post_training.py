@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import torch
 import transformers
 from transformers import AutoTokenizer, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments, set_seed
@@ -227,6 +228,8 @@ def setup_logging(training_args: TrainingArguments) -> None:
     # our modules' loggers, whichever of them runs as __main__ (the root logger would also let httpx etc. through)
     for name in ("__main__", __name__, "run_fine_tuning", "dialogue_data", "hub", "checkpoints"):
         logging.getLogger(name).setLevel(level)
+    if training_args.disable_tqdm:  # also the datasets bars (reading, tokenising), which Trainer does not control
+        datasets.disable_progress_bars()
 
 
 def run(argv: list[str] | None = None) -> dict[str, float]:
