@@ -3,7 +3,7 @@
 Trainer writes ``checkpoint-N/`` file by file, so a crash mid-save leaves a folder that looks like the
 latest checkpoint and breaks every later resume. Here:
 
-* :class:`AtomicCheckpointMixin` writes each checkpoint into ``_tmp-checkpoint-N/``, syncs it, and renames
+* :class:`CrashSafeCheckpointMixin` writes each checkpoint into ``_tmp-checkpoint-N/``, syncs it, and renames
   it to ``checkpoint-N`` only when whole (the Hub push and the rotation of old checkpoints come after);
 * :func:`find_resumable_checkpoint` resumes from the latest *complete* checkpoint and sets incomplete ones
   (and interrupted saves) aside as ``_incomplete-...`` folders, renamed rather than deleted, one log line each.
@@ -185,14 +185,22 @@ def _move_into_place(staged: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
-class AtomicCheckpointMixin:
+class CrashSafeCheckpointMixin:
     """Trainer mixin: ``checkpoint-N`` appears only when whole (written as ``_tmp-checkpoint-N``, then renamed).
 
     Trainer's own ``_save_checkpoint`` does the writing, into the staging folder; the Hub push and the
-    rotation of old checkpoints are deferred until the rename, so they see the final folder.
+    rotation of old checkpoints are deferred until the rename, so they see the final folder. A run resumed
+    from its last step (killed after the final save) trains no extra step: Trainer checks ``max_steps``
+    only after a step, so it would train step ``max_steps + 1`` and end elsewhere than the uninterrupted run.
     """
 
     _staging_root: str | None = None
+
+    def _run_epoch(self, *args, **kwargs):
+        if self.state.max_steps > 0 and self.state.global_step >= self.state.max_steps:
+            self.control.should_training_stop = True
+            return None
+        return super()._run_epoch(*args, **kwargs)
 
     def _get_output_dir(self, trial) -> str:
         return self._staging_root or super()._get_output_dir(trial)

@@ -31,7 +31,7 @@ from transformers import (
 )
 
 from bm25_baseline import bm25_scores
-from checkpoints import AtomicCheckpointMixin
+from checkpoints import CrashSafeCheckpointMixin
 from cli_errors import UsageError, cli_main
 from config_args import parse_config_and_args, parse_overrides
 from data_collators import PoolCollatorTrainerMixin, ResponseSelectionCollator
@@ -86,7 +86,7 @@ class FineTuningArguments(MrsTrainingArguments):
     label_names: list[str] | None = field(default_factory=lambda: ["labels"])
 
 
-class ResponseSelectionTrainer(HubPushMixin, AtomicCheckpointMixin, PoolCollatorTrainerMixin, Trainer):
+class ResponseSelectionTrainer(HubPushMixin, CrashSafeCheckpointMixin, PoolCollatorTrainerMixin, Trainer):
     """Carries each row's group id through prediction, so scores meet their groups by id."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -23,7 +23,7 @@ import torch
 import transformers
 from transformers import AutoTokenizer, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments, set_seed
 
-from checkpoints import AtomicCheckpointMixin, find_resumable_checkpoint, require_complete
+from checkpoints import CrashSafeCheckpointMixin, find_resumable_checkpoint, require_complete
 from cli_errors import UsageError, cli_main
 from config_args import parse_config_and_args, parse_overrides
 from data_collators import CollatorEpochCallback, PoolCollatorTrainerMixin, PostTrainingCollator
@@ -104,7 +104,7 @@ class PostTrainingArguments(MrsTrainingArguments):
     logging_steps: float = field(default=50)
 
 
-class PostTrainingTrainer(HubPushMixin, AtomicCheckpointMixin, PoolCollatorTrainerMixin, Trainer):
+class PostTrainingTrainer(HubPushMixin, CrashSafeCheckpointMixin, PoolCollatorTrainerMixin, Trainer):
     """Logs the MLM loss, URC loss and URC accuracy beside the summed loss."""
 
     def __init__(self, *args, **kwargs) -> None:

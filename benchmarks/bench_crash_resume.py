@@ -59,12 +59,12 @@ class Plan:
 @dataclass
 class Trial:
     stage: str
-    mode: str  # "save": killed inside a checkpoint save; "random": at a random moment of training
+    mode: str  # "save": killed inside a checkpoint save; "random": at a random moment of training ("a+b": both)
     killed_after_s: float
     in_save: bool  # a save was in flight when the kill landed (a staging folder was left behind)
     had_checkpoint: bool  # a complete checkpoint existed to resume from
     resumed: bool
-    set_aside: int  # incomplete folders the rerun reported and renamed
+    set_aside: int  # incomplete folders the reruns reported and renamed
     returncode: int
     reached: bool
     equal: bool
@@ -135,20 +135,27 @@ def _kill_at(process: subprocess.Popen, log: Path, output_dir: Path, mode: str, 
     return time.monotonic() - start
 
 
-def run_trial(stage: str, mode: str, plan: Plan, workdir: Path, reference: dict[int, float], train_s: float, rng):
-    """One kill and one rerun of the same command in a fresh output folder."""
+def run_trial(
+    stage: str, modes: tuple[str, ...], plan: Plan, workdir: Path, reference: dict[int, float], train_s: float, rng
+) -> Trial:
+    """Runs of the same command in a fresh output folder, killed once per mode in ``modes``, then one to the end."""
+    mode = "+".join(modes)
     output_dir = workdir / f"{stage}-{mode}-{rng.randrange(10**9)}"
     command, env = plan.command(stage, output_dir), environment(workdir)
-    killed_log, rerun_log = output_dir.with_suffix(".killed.log"), output_dir.with_suffix(".rerun.log")
-    with killed_log.open("w") as handle:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        waited = _kill_at(process, killed_log, output_dir, mode, plan, train_s, rng)
-    in_save = output_dir.is_dir() and any(output_dir.glob(f"{STAGING_PREFIX}*"))
+    waited, in_save = 0.0, False
+    for i, kill_mode in enumerate(modes):
+        killed_log = output_dir.with_suffix(f".killed{i}.log")
+        with killed_log.open("w") as handle:
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            waited += _kill_at(process, killed_log, output_dir, kill_mode, plan, train_s, rng)
+        in_save |= output_dir.is_dir() and any(output_dir.glob(f"{STAGING_PREFIX}*"))
+    rerun_log = output_dir.with_suffix(".rerun.log")
     had_checkpoint = output_dir.is_dir() and any(checkpoint_problem(p) is None for p in output_dir.glob("checkpoint-*"))
     returncode, _ = run_to_end(command, env, rerun_log)
     text = rerun_log.read_text(errors="replace")
+    later_logs = [output_dir.with_suffix(f".killed{i}.log") for i in range(1, len(modes))] + [rerun_log]
     reached = equal = False
     if returncode == 0:
         logged = losses(output_dir)
@@ -161,7 +168,7 @@ def run_trial(stage: str, mode: str, plan: Plan, workdir: Path, reference: dict[
         in_save=in_save,
         had_checkpoint=had_checkpoint,
         resumed=RESUMED in text,
-        set_aside=text.count(SET_ASIDE),
+        set_aside=sum(log.read_text(errors="replace").count(SET_ASIDE) for log in later_logs),
         returncode=returncode,
         reached=reached,
         equal=equal,
@@ -177,15 +184,19 @@ def reference_run(stage: str, plan: Plan, workdir: Path) -> tuple[dict[int, floa
     return losses(output_dir), train_s
 
 
-def run_trials(n: int, plan: Plan, workdir: Path, seed: int, stages: tuple[str, ...] = tuple(SCRIPTS)) -> list[Trial]:
-    """``n`` trials spread over ``stages``; even-numbered trials kill inside a save."""
+def run_trials(
+    n: int, plan: Plan, workdir: Path, seed: int, stages: tuple[str, ...] = tuple(SCRIPTS), kills: int = 1
+) -> list[Trial]:
+    """``n`` trials spread over ``stages``; even-numbered trials kill inside a save. With ``kills=2`` a trial
+    kills inside a save and then at a random moment before its last rerun (the tests' short version)."""
     rng = random.Random(seed)
     references = {stage: reference_run(stage, plan, workdir) for stage in stages}
     trials = []
     for i in range(n):
         stage = stages[(i // 2) % len(stages)]
         reference, train_s = references[stage]
-        trial = run_trial(stage, "save" if i % 2 == 0 else "random", plan, workdir, reference, train_s, rng)
+        modes = ("save", "random")[:kills] if i % 2 == 0 else ("random", "save")[:kills]
+        trial = run_trial(stage, modes, plan, workdir, reference, train_s, rng)
         print(json.dumps(asdict(trial)), flush=True)
         trials.append(trial)
     return trials
