@@ -228,8 +228,9 @@ def setup_logging(training_args: TrainingArguments) -> None:
     # our modules' loggers, whichever of them runs as __main__ (the root logger would also let httpx etc. through)
     for name in ("__main__", __name__, "run_fine_tuning", "dialogue_data", "hub", "checkpoints"):
         logging.getLogger(name).setLevel(level)
-    if training_args.disable_tqdm:  # also the datasets bars (reading, tokenising), which Trainer does not control
+    if training_args.disable_tqdm:  # also the bars Trainer does not control: datasets' and loading weights
         datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
 
 
 def run(argv: list[str] | None = None) -> dict[str, float]:
