@@ -30,10 +30,13 @@ def report(prog: str, error: BaseException) -> int:
 
 
 def cli_main(prog: str, run: Callable[[list[str] | None], object], argv: list[str] | None) -> int:
-    """Run ``run(argv)``; a :class:`UsageError` (or a missing file) becomes one line on stderr and exit 2."""
+    """Run ``run(argv)``; a :class:`UsageError` or an ``OSError`` becomes one line on stderr and exit 2.
+
+    OSError covers what a user fixes outside the code: a missing file or model, a full disk, a read-only folder.
+    """
     try:
         run(argv)
-    except (UsageError, FileNotFoundError) as error:
+    except (UsageError, OSError) as error:
         return report(prog, error)
     return 0
 

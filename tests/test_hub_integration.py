@@ -13,7 +13,6 @@ seconds on a loaded CPU); every test that changes the Hub uses its own repo.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -28,13 +27,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import hub_server
-import huggingface_hub._commit_api
-import huggingface_hub.lfs
 import pytest
 from conftest import ROOT
 from hub_server import HubEnv, LocalHub, block_non_loopback_connections, point_clients_at
 from huggingface_hub import HfApi, ModelCard
-from huggingface_hub.utils import http_backoff
 from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification, AutoTokenizer
 
 import run_fine_tuning
@@ -46,6 +42,8 @@ from ranking import ResponseSelector
 
 local_hub = hub_server.local_hub
 hub_env = hub_server.hub_env
+fast_retries = hub_server.fast_retries
+_no_unknown_routes = hub_server.no_unknown_routes
 
 PUSH = ("--push_to_hub", "--hub_strategy", "checkpoint", "--hub_always_push")
 SCHEDULE = ("--do_train", "--max_steps", "8", "--save_steps", "2", "--logging_steps", "1")
@@ -89,22 +87,6 @@ def commit_titles(repo_id: str) -> list[str]:
 
 class Interrupted(Exception):
     pass
-
-
-@pytest.fixture(autouse=True)
-def _no_unknown_routes(local_hub: LocalHub) -> Iterator[None]:
-    """Whatever the run scripts asked of the Hub, the stand-in must implement (else the test proves nothing)."""
-    local_hub.unknown_routes.clear()
-    yield
-    assert local_hub.unknown_routes == [], f"client used routes LocalHub lacks: {local_hub.unknown_routes}"
-
-
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The commit path retries a refused connection 5 times over ~25 s; keep the retries, shorten the waits."""
-    quick = functools.partial(http_backoff, base_wait_time=0.01, max_wait_time=0.02)
-    monkeypatch.setattr(huggingface_hub._commit_api, "http_backoff", quick)
-    monkeypatch.setattr(huggingface_hub.lfs, "http_backoff", quick)
 
 
 @pytest.fixture(scope="module")

@@ -8,23 +8,20 @@ These tests run against the loopback Hub of ``hub_server`` with the token given 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
 from pathlib import Path
 
 import hub_server
-import huggingface_hub._commit_api
-import huggingface_hub.lfs
 import pytest
 import torch
-from hub_server import HubEnv, LocalHub
+from hub_server import HubEnv
 from huggingface_hub import HfApi
-from huggingface_hub.utils import http_backoff
 
 import run_post_training
 
 local_hub = hub_server.local_hub
 hub_env = hub_server.hub_env
+fast_retries = hub_server.fast_retries
+_no_unknown_routes = hub_server.no_unknown_routes
 
 
 def post_args(setup: dict[str, Path], output_dir: Path, *extra: str) -> list[str]:
@@ -33,14 +30,6 @@ def post_args(setup: dict[str, Path], output_dir: Path, *extra: str) -> list[str
         "--output_dir", str(output_dir), "--max_seq_length", "64", "--per_device_train_batch_size", "8",
         "--report_to", "none", "--disable_tqdm", "true", "--seed", "7", "--log_level", "info", *extra,
     ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _no_unknown_routes(local_hub: LocalHub) -> Iterator[None]:
-    """Whatever the run scripts asked of the Hub, the stand-in must implement (else the test proves nothing)."""
-    local_hub.unknown_routes.clear()
-    yield
-    assert local_hub.unknown_routes == [], f"client used routes LocalHub lacks: {local_hub.unknown_routes}"
 
 
 @pytest.fixture
@@ -76,14 +65,6 @@ def test_hub_token_is_in_no_saved_file_log_or_pushed_file(
     assert {"training_args.bin", "last-checkpoint/training_args.bin", "last-checkpoint/optimizer.pt"} <= set(pushed)
     for name in pushed:
         assert token.encode() not in hub_env.hub.file_content(repo_id, name), name
-
-
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The commit path retries a refused connection 5 times over ~25 s; keep the retries, shorten the waits."""
-    quick = functools.partial(http_backoff, base_wait_time=0.01, max_wait_time=0.02)
-    monkeypatch.setattr(huggingface_hub._commit_api, "http_backoff", quick)
-    monkeypatch.setattr(huggingface_hub.lfs, "http_backoff", quick)
 
 
 @pytest.mark.parametrize("failure", ["bad token", "hub down"])
