@@ -147,6 +147,8 @@ def iter_jsonl_dialogues(
             dialogue_id = f"{path.stem}-{line}"
         elif isinstance(dialogue_id, bool) or not isinstance(dialogue_id, (str, int)):
             raise DialogueFormatError(path, line, "id", "must be a string or an integer")
+        elif not str(dialogue_id).strip():
+            raise DialogueFormatError(path, line, "id", "is empty")
         elif str(dialogue_id) in seen_ids:
             first = seen_ids[str(dialogue_id)]
             raise DialogueFormatError(path, line, "id", f"{dialogue_id!r} is already used at {first}")
