@@ -15,16 +15,19 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
-from cli_errors import UsageError
+from cli_errors import EXIT_USAGE, UsageError
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def config_to_argv(config: dict[str, Any]) -> list[str]:
-    """Turn ``{"max_steps": 10, "train_files": [a, b]}`` into ``--max_steps 10 --train_files a b``."""
+    """Turn ``{"max_steps": 10, "train_files": [a, b]}`` into ``--max_steps 10 --train_files a b``.
+
+    ``None`` and an empty list mean "not given" (argparse would refuse a list option with no values).
+    """
     argv: list[str] = []
     for key, value in config.items():
-        if value is None:
+        if value is None or (isinstance(value, (list, tuple)) and not value):
             continue
         argv.append(f"--{key}")
         if isinstance(value, (list, tuple)):
@@ -37,7 +40,12 @@ def config_to_argv(config: dict[str, Any]) -> list[str]:
 
 
 def parse_config_and_args(parser: HfArgumentParser, argv: list[str] | None = None) -> tuple:
-    """Parse dataclasses from an optional leading config file followed by CLI overrides."""
+    """Parse dataclasses from an optional leading config file followed by CLI overrides.
+
+    Errors are one line: argparse's own (unknown choice, missing value) without its 150-line usage, and the
+    ValueErrors of an unused argument or of TrainingArguments' checks as a :class:`UsageError`.
+    """
+    parser.error = lambda message: parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message} (see --help)\n")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
         path = Path(argv.pop(0))
@@ -50,7 +58,10 @@ def parse_config_and_args(parser: HfArgumentParser, argv: list[str] | None = Non
         if not isinstance(config, dict):
             raise UsageError(f"{path}: the config must be a mapping of argument names to values")
         argv = config_to_argv(config) + argv
-    return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    try:
+        return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    except ValueError as err:
+        raise UsageError(" ".join(str(err).split())) from None
 
 
 def parse_overrides(text: str | None) -> dict[str, Any]:

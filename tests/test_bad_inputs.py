@@ -94,3 +94,36 @@ def test_bad_input_in_a_real_process(name: str, tiny_setup: dict[str, Path], tmp
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and case["expect"] in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expect"),
+    [
+        (["--do_trian"], "Some specified arguments are not used by the HfArgumentParser: ['--do_trian']"),
+        (["--optim", "nope"], "argument --optim: invalid choice: 'nope'"),
+        (["--max_steps"], "argument --max_steps/--max-steps: expected one argument"),
+        (["--load_best_model_at_end", "true", "--eval_strategy", "epoch"], "--load_best_model_at_end requires"),
+    ],
+)
+def test_argument_errors_are_one_line(
+    extra: list[str], expect: str, tiny_setup: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """A typo in an option gave a ValueError traceback, and argparse's own errors a 150-line usage dump."""
+    argv = ["--model_name_or_path", str(tiny_setup["model"]), "--output_dir", str(tmp_path / "run"), *extra]
+    try:
+        code = run_post_training.main(argv)
+    except SystemExit as exit_:  # argparse exits by itself
+        code = exit_.code
+    err = capfd.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert ": error: " in err and expect in err and "Traceback" not in err  # prog is sys.argv[0]: pytest here
+
+
+def test_empty_train_files_in_a_config_is_one_line(
+    tiny_setup: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """Issue 9, 3.1: ``train_files: []`` in a config reached datasets ("corresponds to no data")."""
+    config = tmp_path / "post.yaml"
+    config.write_text(yaml.safe_dump({"train_files": [], "model_name_or_path": str(tiny_setup["model"])}), "utf-8")
+    assert run_post_training.main([str(config), "--output_dir", str(tmp_path / "run"), "--do_train"]) == 2
+    assert capfd.readouterr().err == "run_post_training.py: error: --train_files is required\n"
