@@ -15,14 +15,19 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from cli_errors import EXIT_USAGE, UsageError
+
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def config_to_argv(config: dict[str, Any]) -> list[str]:
-    """Turn ``{"max_steps": 10, "train_files": [a, b]}`` into ``--max_steps 10 --train_files a b``."""
+    """Turn ``{"max_steps": 10, "train_files": [a, b]}`` into ``--max_steps 10 --train_files a b``.
+
+    ``None`` and an empty list mean "not given" (argparse would refuse a list option with no values).
+    """
     argv: list[str] = []
     for key, value in config.items():
-        if value is None:
+        if value is None or (isinstance(value, (list, tuple)) and not value):
             continue
         argv.append(f"--{key}")
         if isinstance(value, (list, tuple)):
@@ -35,16 +40,28 @@ def config_to_argv(config: dict[str, Any]) -> list[str]:
 
 
 def parse_config_and_args(parser: HfArgumentParser, argv: list[str] | None = None) -> tuple:
-    """Parse dataclasses from an optional leading config file followed by CLI overrides."""
+    """Parse dataclasses from an optional leading config file followed by CLI overrides.
+
+    Errors are one line: argparse's own (unknown choice, missing value) without its 150-line usage, and the
+    ValueErrors of an unused argument or of TrainingArguments' checks as a :class:`UsageError`.
+    """
+    parser.error = lambda message: parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message} (see --help)\n")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
         path = Path(argv.pop(0))
-        text = path.read_text(encoding="utf-8")
-        config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+            config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
+            reason = " ".join(str(err).split())
+            raise UsageError(f"{path}: not a valid {path.suffix[1:].upper()} config ({reason})") from None
         if not isinstance(config, dict):
-            raise SystemExit(f"error: {path}: the config must be a mapping of argument names to values")
+            raise UsageError(f"{path}: the config must be a mapping of argument names to values")
         argv = config_to_argv(config) + argv
-    return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    try:
+        return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    except ValueError as err:
+        raise UsageError(" ".join(str(err).split())) from None
 
 
 def parse_overrides(text: str | None) -> dict[str, Any]:
@@ -55,6 +72,6 @@ def parse_overrides(text: str | None) -> dict[str, Any]:
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise SystemExit(f"error: --config_overrides: expected key=value, got {item!r}")
+            raise UsageError(f"--config_overrides: expected key=value, got {item!r}")
         overrides[key.strip()] = yaml.safe_load(value)
     return overrides

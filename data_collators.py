@@ -331,7 +331,10 @@ def _pairs_of(feature: Mapping) -> list[dict[str, int]]:
     if not isinstance(feature["label"], Sequence):
         return [{**context, **{key: int(feature[key]) for key in CANDIDATE_COLUMNS}}]
     columns = [feature[key] for key in CANDIDATE_COLUMNS]
-    return [{**context, **dict(zip(CANDIDATE_COLUMNS, map(int, values), strict=True))} for values in zip(*columns)]
+    return [
+        {**context, **dict(zip(CANDIDATE_COLUMNS, map(int, values), strict=True))}
+        for values in zip(*columns, strict=True)
+    ]
 
 
 def uses_token_types(tokenizer: PreTrainedTokenizerBase) -> bool:

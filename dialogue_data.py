@@ -26,6 +26,9 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Features, Value
 from datasets import Sequence as HFSequence
 
+from cli_errors import UsageError, check_output_file
+from cli_errors import report as report_error
+
 SPLITS = ("train", "validation", "test")
 JSONL_SUFFIXES = {".jsonl", ".json"}
 TSV_SUFFIXES = {".txt", ".tsv"}
@@ -43,12 +46,13 @@ DIALOGUE_FEATURES = Features(
 )
 
 
-class DialogueFormatError(ValueError):
-    """A record that cannot be used; the message names the file, line and field."""
+class DialogueFormatError(UsageError, ValueError):
+    """A record that cannot be used; the message names the file, line and field (line 0: the whole file)."""
 
     def __init__(self, path: str | os.PathLike, line: int, field: str, message: str) -> None:
         self.path, self.line, self.field = str(path), line, field
-        super().__init__(f"{path}:{line}: field '{field}': {message}")
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}" if field == "<file>" else f"{where}: field '{field}': {message}")
 
 
 @dataclass
@@ -90,11 +94,14 @@ def default_corpus_name(path: Path) -> str:
 
 
 def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) and turn a decoding failure into an error naming the line."""
+    """Yield (line number, text) and turn a decoding failure into an error naming the line.
+
+    A UTF-8 byte-order mark (Windows editors write one) is dropped from the first line.
+    """
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as err:
                 raise DialogueFormatError(
                     path, number, "<line>", f"not valid UTF-8 ({err.reason} at byte {err.start})"
@@ -122,17 +129,31 @@ def _check_speakers(value: object, n: int, path: str | Path, line: int) -> list[
     return value
 
 
-def iter_jsonl_dialogues(path: str | Path, corpus: str | None = None) -> Iterator[dict]:
-    """Yield validated dialogue records from a JSONL file: ``{"id", "utterances", "speakers"?}``."""
+def iter_jsonl_dialogues(
+    path: str | Path, corpus: str | None = None, seen_ids: dict[str, str] | None = None
+) -> Iterator[dict]:
+    """Yield validated dialogue records from a JSONL file: ``{"id", "utterances", "speakers"?}``.
+
+    A given id must be unique (in ``seen_ids``, shared across files, id -> "file:line"): splits and group
+    ids are keyed by it.
+    """
     path = Path(path)
     corpus = corpus or default_corpus_name(path)
+    seen_ids = {} if seen_ids is None else seen_ids
     for line, record in iter_json_objects(path, "a dialogue"):
         utterances = _check_utterances(record.get("utterances"), path, line)
         dialogue_id = record.get("id")
         if dialogue_id is None:
             dialogue_id = f"{path.stem}-{line}"
-        elif not isinstance(dialogue_id, (str, int)):
+        elif isinstance(dialogue_id, bool) or not isinstance(dialogue_id, (str, int)):
             raise DialogueFormatError(path, line, "id", "must be a string or an integer")
+        elif not str(dialogue_id).strip():
+            raise DialogueFormatError(path, line, "id", "is empty")
+        elif str(dialogue_id) in seen_ids:
+            first = seen_ids[str(dialogue_id)]
+            raise DialogueFormatError(path, line, "id", f"{dialogue_id!r} is already used at {first}")
+        else:
+            seen_ids[str(dialogue_id)] = f"{path}:{line}"
         yield {
             "id": str(dialogue_id),
             "utterances": utterances,
@@ -169,9 +190,10 @@ def iter_tsv_rows(path: str | Path) -> Iterator[TsvRow]:
             )
         if not fields[-1].strip():
             raise DialogueFormatError(path, line, "response", "is empty")
-        context = [turn for turn in fields[1:-1] if turn.strip()]
-        if not context:
-            raise DialogueFormatError(path, line, "utterances", "the context is empty")
+        context = fields[1:-1]
+        for i, turn in enumerate(context):
+            if not turn.strip():
+                raise DialogueFormatError(path, line, f"utterances[{i}]", "is empty")
         yield TsvRow(line=line, label=int(fields[0]), context=context, response=fields[-1])
 
 
@@ -202,7 +224,7 @@ def read_tsv_groups(path: str | Path) -> list[dict]:
     """Evaluation groups from a benchmark test file: consecutive rows that share a context.
 
     This is how the published Ubuntu/Douban/E-commerce numbers are scored, so such files are used
-    as they are rather than rebuilt.
+    as they are rather than rebuilt. Every group needs a positive (label 1) to be scored.
     """
     path = Path(path)
     groups: list[dict] = []
@@ -217,24 +239,43 @@ def read_tsv_groups(path: str | Path) -> list[dict]:
                     "context": row.context,
                     "candidates": [row.response],
                     "labels": [row.label],
+                    "line": row.line,
                 }
             )
+    for group in groups:
+        line = group.pop("line")
+        if 1 not in group["labels"]:
+            raise DialogueFormatError(path, line, "label", "this group (rows sharing a context) has no label-1 row")
+    if not groups:
+        raise DialogueFormatError(path, 0, "<file>", "holds no groups")
     return groups
 
 
 def _iter_sources(sources: Sequence[str], corpora: Sequence[str | None], stamps: Sequence[str]) -> Iterator[dict]:
-    """Generator for ``Dataset.from_generator``; ``stamps`` only make the cache key follow file changes."""
+    """Generator for ``Dataset.from_generator``; ``stamps`` only make the cache key follow file changes.
+
+    A file that yields no dialogue at all (empty, blank lines, a benchmark file without label-1 rows) is an
+    error: it is almost always the wrong file, and datasets would fail later without naming it.
+    """
     del stamps
+    seen_ids: dict[str, str] = {}
     for source, corpus in zip(sources, corpora, strict=True):
         path = Path(source)
         if path.suffix in JSONL_SUFFIXES:
-            yield from iter_jsonl_dialogues(path, corpus)
+            records = iter_jsonl_dialogues(path, corpus, seen_ids)
+            empty = "holds no dialogues (one JSON object per line is expected)"
         elif path.suffix in TSV_SUFFIXES:
-            yield from iter_tsv_dialogues(path, corpus)
+            records = iter_tsv_dialogues(path, corpus)
+            empty = "holds no dialogues (a benchmark file needs label-1 rows: label, context turns, response)"
         else:
             raise DialogueFormatError(
                 path, 0, "<file>", f"unknown format {path.suffix!r}; use .jsonl, .json, .txt or .tsv"
             )
+        count = 0
+        for count, record in enumerate(records, start=1):  # noqa: B007 - count is read after the loop
+            yield record
+        if not count:
+            raise DialogueFormatError(path, 0, "<file>", empty)
 
 
 def _file_stamp(path: Path) -> str:
@@ -256,7 +297,11 @@ def read_dialogues(
     :class:`DialogueFormatError` unless ``skip_short`` is set; skipped ones are counted per file.
     """
     paths = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
+    if not paths:
+        raise UsageError("no dialogue files given")
     for path in paths:
+        if path.is_dir():
+            raise UsageError(f"{path}: is a directory; give the dialogue files in it")
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
     try:
@@ -276,6 +321,14 @@ def read_dialogues(
             raise cause from None
         raise
     return _drop_short(dataset, min_turns, skip_short)
+
+
+def require_two_dialogues(dialogues: Dataset, files: Sequence[str]) -> None:
+    """Training draws negatives from other dialogues, so one dialogue (or none) cannot train."""
+    if len(dialogues) < 2:
+        raise DialogueFormatError(
+            ", ".join(files), 0, "<file>", f"{len(dialogues)} usable dialogue(s); drawing negatives needs at least 2"
+        )
 
 
 def _drop_short(dataset: Dataset, min_turns: int, skip_short: bool) -> tuple[Dataset, list[ReadReport]]:
@@ -389,8 +442,11 @@ def build_eval_groups(
 
     Negatives are utterances of other dialogues (of the same corpus by default: mixing corpora
     lets a model tell corpora apart instead of responses). A negative never equals the positive
-    text, and no text appears twice in a group.
+    text, and no text appears twice in a group. A dialogue whose corpus has too few distinct
+    utterances is an error naming its file and line.
     """
+    if num_candidates < 2:
+        raise ValueError(f"num_candidates must be at least 2 (a positive and a negative), got {num_candidates}")
     rng = random.Random(seed)
     utterances = dialogues["utterances"]
     corpora = dialogues["corpus"]
@@ -413,9 +469,13 @@ def build_eval_groups(
                 seen.add(text)
                 negatives.append(text)
         if len(negatives) < num_candidates - 1:
-            raise ValueError(
+            row = dialogues[d]
+            raise DialogueFormatError(
+                row["source"],
+                row["line"],
+                "utterances",
                 f"corpus {corpora[d]!r} has too few distinct utterances to draw {num_candidates - 1} negatives "
-                f"for dialogue {dialogues[d]['id']!r}"
+                f"for dialogue {row['id']!r} (lower --num_candidates or add dialogues)",
             )
         candidates = [positive, *negatives]
         order = list(range(num_candidates))
@@ -467,7 +527,28 @@ def iter_json_objects(path: str | Path, what: str) -> Iterator[tuple[int, dict]]
             ) from None
         if not isinstance(record, dict):
             raise DialogueFormatError(path, line, "<json>", f"{what} must be a JSON object")
+        # a lone surrogate can only come from a \u escape, and no UTF-8 consumer (Arrow, tokenizers) accepts it
+        if "\\u" in text and (where := _surrogate_field(record)) is not None:
+            raise DialogueFormatError(path, line, where or "<json>", "holds a lone surrogate (an invalid \\u escape)")
         yield line, record
+
+
+def _surrogate_field(value: object, name: str = "") -> str | None:
+    """The field (``utterances[2]``) holding a string that is not valid Unicode, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return name
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        child = f"{name}[{key}]" if isinstance(key, int) else f"{name}.{key}" if name else str(key)
+        if isinstance(key, str) and _surrogate_field(key) is not None:
+            return child
+        if (found := _surrogate_field(item, child)) is not None:
+            return found
+    return None
 
 
 def read_eval_groups(path: str | Path) -> list[dict]:
@@ -486,10 +567,14 @@ def read_eval_groups(path: str | Path) -> list[dict]:
         if (
             not isinstance(labels, list)
             or len(labels) != len(group["candidates"])
-            or any(v not in (0, 1) for v in labels)
+            or any(isinstance(v, bool) or v not in (0, 1) for v in labels)
         ):
             raise DialogueFormatError(path, line, "labels", "must be a list of 0/1, one per candidate")
+        if 1 not in labels:
+            raise DialogueFormatError(path, line, "labels", "has no positive (1): the group cannot be scored")
         groups.append(group)
+    if not groups:
+        raise DialogueFormatError(path, 0, "<file>", "holds no groups")
     return groups
 
 
@@ -516,6 +601,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     datasets.disable_progress_bars()
     try:
+        if args.command == "groups":
+            if args.num_candidates < 2:
+                raise UsageError(f"--num_candidates must be at least 2, got {args.num_candidates}")
+            check_output_file(args.out, "--out")
         if args.command == "stats":
             totals = [0, 0, 0, 0]
             print(f"{'file':60s} {'dialogues':>9s} {'utterances':>10s} {'windows':>8s} {'skipped':>7s}")
@@ -535,9 +624,8 @@ def main(argv: list[str] | None = None) -> int:
             built = build_eval_groups(dataset, num_candidates=args.num_candidates, seed=args.seed)
             write_jsonl(built, args.out)
             print(f"wrote {len(built)} groups to {args.out}")
-    except (DialogueFormatError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (UsageError, FileNotFoundError) as err:
+        return report_error("mrs-data", err)
     return 0
 
 

@@ -24,6 +24,9 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, snapshot_download
 from transformers import TrainingArguments
 
+from checkpoints import require_complete
+from cli_errors import UsageError, first_line
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FOLDER = "last-checkpoint"
@@ -65,16 +68,39 @@ class HubArguments:
     card_eval_dataset: str | None = field(default=None, metadata={"help": "Name of the evaluation set in the card."})
 
 
+class TokenFreeArguments:
+    """TrainingArguments mixin: ``hub_token`` is left out whenever the arguments are pickled.
+
+    Trainer ``torch.save``s its arguments into ``training_args.bin`` of the output folder and of every
+    checkpoint, and pushes both; a token there would let anyone who reads the repo write to the account.
+    The in-memory arguments keep the token, so the pushes still authenticate with it.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["hub_token"] = None
+        return state
+
+
 def download_last_checkpoint(repo_id: str, local_dir: str | Path, *, token: str | None = None) -> str:
-    """Download ``last-checkpoint/`` of ``repo_id`` and return its local path, for ``resume_from_checkpoint``."""
-    snapshot_download(repo_id, allow_patterns=[f"{CHECKPOINT_FOLDER}/*"], local_dir=str(local_dir), token=token)
+    """Download ``last-checkpoint/`` of ``repo_id`` and return its local path, for ``resume_from_checkpoint``.
+
+    The Hub being unreachable, a refused token or an incomplete checkpoint is a :class:`UsageError`.
+    """
+    try:
+        snapshot_download(repo_id, allow_patterns=[f"{CHECKPOINT_FOLDER}/*"], local_dir=str(local_dir), token=token)
+    except Exception as error:  # noqa: BLE001 - transport, auth and missing-repo errors all end the same way
+        raise UsageError(
+            f"--resume_from_hub {repo_id}: downloading {CHECKPOINT_FOLDER}/ failed ({type(error).__name__}: "
+            f"{first_line(error)}); check the repo id, your network and your token (HF_TOKEN or `hf auth login`)"
+        ) from error
     path = Path(local_dir) / CHECKPOINT_FOLDER
     if not (path / "trainer_state.json").is_file():
-        raise FileNotFoundError(
-            f"{repo_id} has no {CHECKPOINT_FOLDER}/ with a trainer_state.json; push one with "
-            "--push_to_hub --hub_strategy checkpoint"
+        raise UsageError(
+            f"--resume_from_hub {repo_id}: the repo has no {CHECKPOINT_FOLDER}/ with a trainer_state.json; push one "
+            "with --push_to_hub --hub_strategy checkpoint"
         )
-    return str(path)
+    return require_complete(path, f"--resume_from_hub {repo_id}:")
 
 
 def _usage(stage: str, repo_id: str) -> str:
@@ -287,6 +313,17 @@ class HubPushMixin:
             return
         self.card_builder().save(Path(self.args.output_dir) / "README.md")
 
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
+        """Create the repo at start-up; an outage or a refused token stops the run in one line, before training."""
+        try:
+            super().init_hf_repo(token=token, private=private)
+        except Exception as error:  # noqa: BLE001 - transport and auth errors all end the same way
+            repo = self.args.hub_model_id or Path(self.args.output_dir).absolute().name
+            raise UsageError(
+                f"--push_to_hub: cannot create or reach the Hub repo {repo} ({type(error).__name__}: "
+                f"{first_line(error)}); check your network and token (HF_TOKEN, `hf auth login`) or drop --push_to_hub"
+            ) from error
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         # Trainer.save_model() also pushes (blocking, outside push_final) when push_to_hub is set: an outage
         # there would end the run with a raw connection error. The run scripts publish once, with push_final.
@@ -321,8 +358,9 @@ def push_final(trainer) -> None:
     try:
         trainer.push_to_hub(commit_message="End of training", blocking=True)
     except Exception as error:  # noqa: BLE001 - any transport or Hub error ends the same way
-        raise SystemExit(
-            f"error: pushing {trainer.args.output_dir} to the Hub repo {trainer.hub_model_id} failed "
-            f"({type(error).__name__}: {error}). The trained model is saved locally in {trainer.args.output_dir}; "
+        raise UsageError(
+            f"pushing {trainer.args.output_dir} to the Hub repo {trainer.hub_model_id} failed "
+            f"({type(error).__name__}: {first_line(error)}). "
+            f"The trained model is saved locally in {trainer.args.output_dir}; "
             f"push it later with `hf upload {trainer.hub_model_id} {trainer.args.output_dir}`."
         ) from error

@@ -202,7 +202,12 @@ def build_pairs(
                 context["length"] = _assembled_length(lengths, start, t, lengths[t])
                 if listwise:
                     context["length"] *= len(candidates)  # what the group costs, for length-grouped batching
-                    rows = [{**context, **dict(zip(CANDIDATE_COLUMNS, map(list, zip(*candidates)), strict=True))}]
+                    rows = [
+                        {
+                            **context,
+                            **dict(zip(CANDIDATE_COLUMNS, map(list, zip(*candidates, strict=True)), strict=True)),
+                        }
+                    ]
                 else:
                     rows = [{**context, **dict(zip(CANDIDATE_COLUMNS, c, strict=True))} for c in candidates]
                 for row in rows:

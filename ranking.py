@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from safetensors import SafetensorError
 from tqdm import tqdm
 from transformers import (
     AutoConfig,
@@ -30,6 +31,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from cli_errors import UsageError, check_output_file, report
 from data_collators import assemble_pair, special_ids, uses_token_types
 from dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
 from modeling_mrs import BertForResponseSelection, next_log_odds
@@ -113,7 +115,7 @@ class ResponseSelector:
             mean_pooled = BertForResponseSelection.__name__ in (config.architectures or [])
             model_class = BertForResponseSelection if mean_pooled else AutoModelForSequenceClassification
             model, loading_info = model_class.from_pretrained(source, config=config, **model_kwargs)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, SafetensorError) as err:  # SafetensorError: a truncated or corrupt weights file
             raise OSError(f"could not load a model from the {tried}: {err}") from err
         if loading_info["missing_keys"]:
             missing = ", ".join(sorted(loading_info["missing_keys"]))
@@ -140,7 +142,15 @@ class ResponseSelector:
         Scores are in candidate order. Blank context turns are dropped: they would only add an empty turn.
         """
         context, candidates = _check_inputs(context, candidates)
-        return self._score_groups([(context, candidates)], batch_size or self.batch_size, show_progress_bar)[0]
+        return self._score_groups([(context, candidates)], self._batch_size(batch_size), show_progress_bar)[0]
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        """The per-call batch size, else the selector's; 0 or less is an error, not "use the default"."""
+        if batch_size is None:
+            return self.batch_size
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        return batch_size
 
     def rank(
         self,
@@ -173,7 +183,7 @@ class ResponseSelector:
         format. Pairs of consecutive items share batches, so groups of a few candidates still fill a GPU.
         """
         _check_top_k(top_k)
-        batch_size = batch_size or self.batch_size
+        batch_size = self._batch_size(batch_size)
         chunk: list[tuple[Mapping[str, Any], list[str], list[str]]] = []
         num_pairs = 0
         for index, item in enumerate(items):
@@ -301,6 +311,10 @@ def _check_strings(field: str, values: Any) -> None:
     for i, value in enumerate(values):
         if not isinstance(value, str):
             raise TypeError(f"{field}[{i}] must be a string, got {type(value).__name__}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{field}[{i}] is not valid Unicode (it holds a lone surrogate)") from None
 
 
 def _check_inputs(context: Any, candidates: Any) -> tuple[list[str], list[str]]:
@@ -345,7 +359,7 @@ def _ranking(
 # ----------------------------------------------------------------------------------------------------------- CLI
 
 
-class CliError(Exception):
+class CliError(UsageError):
     """A user error the CLI reports as one line on stderr with exit code 2."""
 
 
@@ -393,9 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             _rank_jsonl_files(args)
         else:
             _rank_one(args)
-    except CliError as err:
-        print(f"mrs-rank: error: {err}", file=sys.stderr)
-        return 2
+    except UsageError as err:
+        return report("mrs-rank", err)
     return 0
 
 
@@ -431,8 +444,11 @@ def _rank_jsonl_files(args: argparse.Namespace) -> None:
         raise CliError("give either --context/--candidates or --input/--output, not both")
     if args.input is None or args.output is None:
         raise CliError("--input and --output go together")
+    check_output_file(args.output, "--output")
     # Check every line before loading the model, so a typo on the last line does not cost a whole run.
     count = sum(1 for _ in _read_jsonl(args.input))
+    if not count:
+        raise CliError(f"{args.input}: holds no items (one JSON object per line is expected)")
     selector = _load(args)
     ranked = selector.rank_batch(_read_jsonl(args.input), top_k=args.top_k, return_documents=args.return_documents)
     progress = tqdm(ranked, total=count, desc="Ranking", unit="dialogue")

@@ -32,9 +32,11 @@ from transformers import (
 )
 
 from bm25_baseline import bm25_scores
+from checkpoints import CrashSafeCheckpointMixin
+from cli_errors import UsageError, cli_main
 from config_args import parse_config_and_args, parse_overrides
 from data_collators import PoolCollatorTrainerMixin, ResponseSelectionCollator
-from dialogue_data import DialogueFormatError, read_dialogues, read_eval_groups, write_jsonl
+from dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues, write_jsonl
 from hub import HubArguments, HubPushMixin, build_model_card, push_final
 from modeling_mrs import BertForResponseSelection, next_log_odds
 from mrs_metrics import compute_ranking_metrics, format_metrics_table
@@ -62,7 +64,7 @@ class ModelArguments:
     pooling: str = field(
         default="cls",
         metadata={
-            "help": "cls: BertForSequenceClassification on the pooled [CLS]; mean: modeling_mrs.BertForResponseSelection "
+            "help": "cls: BertForSequenceClassification on the pooled [CLS]; mean: BertForResponseSelection "
             "on the mean of the last hidden states.",
             "choices": POOLINGS,
         },
@@ -119,7 +121,7 @@ def selection_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> tor
     return F.cross_entropy(groups, torch.zeros(len(groups), dtype=torch.long, device=groups.device))
 
 
-class ResponseSelectionTrainer(HubPushMixin, PoolCollatorTrainerMixin, Trainer):
+class ResponseSelectionTrainer(HubPushMixin, CrashSafeCheckpointMixin, PoolCollatorTrainerMixin, Trainer):
     """Trains with ``args.loss``; carries each row's group id through prediction, so scores meet their groups by id.
 
     Evaluation scores every pair by :func:`modeling_mrs.next_log_odds` and reports ``eval_loss`` as the
@@ -182,32 +184,23 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     add_eot_token(tokenizer)
 
-    def load_groups(path: str | None, what: str) -> list[dict] | None:
-        if path is None:
-            return None
-        try:
-            return read_eval_groups(path)
-        except (DialogueFormatError, FileNotFoundError) as err:
-            raise SystemExit(f"error: {what}: {err}") from None
-
-    validation_groups = load_groups(data_args.validation_groups, "validation_groups")
-    test_groups = load_groups(data_args.test_groups, "test_groups")
-    if training_args.do_eval and validation_groups is None:
-        raise SystemExit("error: --do_eval needs --validation_groups (write them with `mrs-data groups`)")
-    if training_args.do_predict and test_groups is None:
-        raise SystemExit("error: --do_predict needs --test_groups (write them with `mrs-data groups`)")
+    if training_args.do_eval and data_args.validation_groups is None:
+        raise UsageError("--do_eval needs --validation_groups (write them with `mrs-data groups`)")
+    if training_args.do_predict and data_args.test_groups is None:
+        raise UsageError("--do_predict needs --test_groups (write them with `mrs-data groups`)")
+    # group files are read only for the stages that use them, so a config naming them runs without them
+    validation_groups = read_eval_groups(data_args.validation_groups) if training_args.do_eval else None
+    test_groups = read_eval_groups(data_args.test_groups) if training_args.do_predict else None
 
     train_pairs = train_collator = None
     if training_args.do_train:
         if not data_args.train_files:
-            raise SystemExit("error: --do_train needs --train_files")
+            raise UsageError("--do_train needs --train_files")
         with training_args.main_process_first(desc="reading and tokenising dialogues"):
-            try:
-                dialogues, reports = read_dialogues(data_args.train_files, skip_short=data_args.skip_short)
-            except (DialogueFormatError, FileNotFoundError) as err:
-                raise SystemExit(f"error: {err}") from None
+            dialogues, reports = read_dialogues(data_args.train_files, skip_short=data_args.skip_short)
             for report in reports:
                 logger.info("read %s", report)
+            require_two_dialogues(dialogues, data_args.train_files)
             tokenized = tokenize_dialogues(dialogues, tokenizer)
             pool = DialoguePool(tokenized, same_corpus_negatives=data_args.same_corpus_negatives)
             train_pairs = build_pairs(
@@ -328,8 +321,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(argv)
-    return 0
+    return cli_main("run_fine_tuning.py", run, argv)
 
 
 if __name__ == "__main__":

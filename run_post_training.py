@@ -18,18 +18,20 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 import transformers
 from transformers import AutoTokenizer, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
+from checkpoints import CrashSafeCheckpointMixin, find_resumable_checkpoint, require_complete
+from cli_errors import UsageError, cli_main
 from collapse_monitor import DEFAULT_THRESHOLD, CollapseMonitor, warn_if_at_prior
 from config_args import parse_config_and_args, parse_overrides
 from data_collators import CollatorEpochCallback, PoolCollatorTrainerMixin, PostTrainingCollator
-from dialogue_data import DialogueFormatError, ReadReport, read_dialogues, split_by_id
+from dialogue_data import ReadReport, read_dialogues, require_two_dialogues, split_by_id
 from head_warmup import HeadWarmupCallback, parameter_groups, resolve_warmup_steps, warmup_then_linear_decay
-from hub import HubArguments, HubPushMixin, build_model_card, download_last_checkpoint, push_final
+from hub import HubArguments, HubPushMixin, TokenFreeArguments, build_model_card, download_last_checkpoint, push_final
 from modeling_mrs import prepare_model_for_post_training
 from preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
 
@@ -80,7 +82,7 @@ class DataArguments:
 
 
 @dataclass
-class MrsTrainingArguments(TrainingArguments):
+class MrsTrainingArguments(TokenFreeArguments, TrainingArguments):
     """Trainer arguments with the defaults both ko-mrs stages need."""
 
     # Our collators read index columns that the model's forward does not take.
@@ -120,7 +122,7 @@ class PostTrainingArguments(MrsTrainingArguments):
     probe_size: int = field(default=64, metadata={"help": "Pairs in the collapse monitor's fixed probe batch."})
 
 
-class PostTrainingTrainer(HubPushMixin, PoolCollatorTrainerMixin, Trainer):
+class PostTrainingTrainer(HubPushMixin, CrashSafeCheckpointMixin, PoolCollatorTrainerMixin, Trainer):
     """Logs the MLM loss, URC loss and URC accuracy beside the summed loss; warms fresh heads up first.
 
     With ``head_warmup_steps`` > 0 or an ``encoder_learning_rate``, the encoder and the heads are separate
@@ -274,7 +276,7 @@ def planned_steps(args: TrainingArguments, num_examples: int) -> int:
 def detect_last_checkpoint(training_args: TrainingArguments, hub_args: HubArguments) -> str | None:
     """The checkpoint to resume from: a named one, the Hub repo's last-checkpoint/, or the latest local one."""
     if training_args.resume_from_checkpoint is not None:
-        return training_args.resume_from_checkpoint
+        return require_complete(training_args.resume_from_checkpoint, "--resume_from_checkpoint")
     if hub_args.resume_from_hub:
         # "_*" folders are never uploaded by Trainer, so the download does not travel back to the Hub
         with training_args.main_process_first(desc="downloading last-checkpoint/ from the Hub"):
@@ -283,9 +285,9 @@ def detect_last_checkpoint(training_args: TrainingArguments, hub_args: HubArgume
             )
         logger.info("Resuming from %s/last-checkpoint (downloaded to %s)", hub_args.resume_from_hub, local)
         return local
-    if not os.path.isdir(training_args.output_dir):
-        return None
-    last = get_last_checkpoint(training_args.output_dir)
+    # the saving process sets incomplete checkpoints aside first; the others only skip them
+    with training_args.main_process_first(local=training_args.save_on_each_node, desc="finding the last checkpoint"):
+        last = find_resumable_checkpoint(training_args.output_dir, set_aside=training_args.should_save)
     if last is not None:
         logger.info("Resuming from the last checkpoint %s", last)
     return last
@@ -298,9 +300,13 @@ def setup_logging(training_args: TrainingArguments) -> None:
         handlers=[logging.StreamHandler(sys.stdout)],
     )
     level = training_args.get_process_log_level()
-    logger.setLevel(level)
     transformers.utils.logging.set_verbosity(level)
-    logging.getLogger("dialogue_data").setLevel(level)
+    # our modules' loggers, whichever of them runs as __main__ (the root logger would also let httpx etc. through)
+    for name in ("__main__", __name__, "run_fine_tuning", "dialogue_data", "hub", "checkpoints"):
+        logging.getLogger(name).setLevel(level)
+    if training_args.disable_tqdm:  # also the bars Trainer does not control: datasets' and loading weights
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
 
 
 def run(argv: list[str] | None = None) -> dict[str, float]:
@@ -309,17 +315,17 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     model_args, data_args, training_args, hub_args = parse_config_and_args(parser, argv)
     setup_logging(training_args)
     if not data_args.train_files:
-        raise SystemExit("error: --train_files is required")
+        raise UsageError("--train_files is required")
     set_seed(training_args.seed)
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     add_eot_token(tokenizer)
     with training_args.main_process_first(desc="reading and tokenising dialogues"):
-        try:
-            train, validation, reports = load_split_dialogues(data_args, need_validation=training_args.do_eval)
-        except (DialogueFormatError, FileNotFoundError) as err:
-            raise SystemExit(f"error: {err}") from None
+        train, validation, reports = load_split_dialogues(data_args, need_validation=training_args.do_eval)
         _log_reports(reports)
+        require_two_dialogues(train, data_args.train_files)
+        if validation is not None:
+            require_two_dialogues(validation, data_args.validation_files or data_args.train_files)
         train_tok = tokenize_dialogues(train, tokenizer, num_proc=data_args.preprocessing_num_workers)
         train_windows = build_windows(train_tok, window=data_args.window)
         eval_tok = eval_windows = None
@@ -427,8 +433,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(argv)
-    return 0
+    return cli_main("run_post_training.py", run, argv)
 
 
 if __name__ == "__main__":

@@ -1315,3 +1315,28 @@ def hub_env(local_hub: LocalHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     fs_mod = sys.modules.get("huggingface_hub.hf_file_system")
     if fs_mod is not None:  # do not leave an HfFileSystem bound to the local endpoint in fsspec's cache
         fs_mod.HfFileSystem.clear_instance_cache()
+
+
+@pytest.fixture(autouse=True)
+def no_unknown_routes(local_hub: LocalHub) -> Iterator[None]:
+    """Whatever the run scripts asked of the Hub, the stand-in must implement (else the test proves nothing).
+
+    Autouse in every test module that binds it (``_no_unknown_routes = hub_server.no_unknown_routes``).
+    """
+    local_hub.unknown_routes.clear()
+    yield
+    assert local_hub.unknown_routes == [], f"client used routes LocalHub lacks: {local_hub.unknown_routes}"
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit path retries a refused connection 5 times over ~25 s; keep the retries, shorten the waits."""
+    import functools
+
+    import huggingface_hub._commit_api
+    import huggingface_hub.lfs
+    from huggingface_hub.utils import http_backoff
+
+    quick = functools.partial(http_backoff, base_wait_time=0.01, max_wait_time=0.02)
+    monkeypatch.setattr(huggingface_hub._commit_api, "http_backoff", quick)
+    monkeypatch.setattr(huggingface_hub.lfs, "http_backoff", quick)

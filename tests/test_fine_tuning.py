@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from conftest import ROOT
 
 import run_fine_tuning
 import run_post_training
@@ -134,3 +140,28 @@ def test_end_to_end_post_train_fine_tune_evaluate_rank(tiny_setup: dict[str, Pat
         (p for p in predictions if p["group_id"] == groups[0]["group_id"]), key=lambda p: p["candidate_index"]
     )
     assert probabilities == pytest.approx([p["probability"] for p in ours], abs=1e-5)
+
+
+def test_info_logs_print_and_unused_group_files_are_not_read(
+    tiny_setup: dict[str, Path], many_groups: Path, tmp_path: Path
+) -> None:
+    """Issue 9, 3.15 and 3.16: a config may name group files for stages that do not run (they are not read, so a
+    missing one does not stop the run), and the script's own info logs (pair counts, the metrics table) print."""
+    config = tmp_path / "fine.yaml"
+    config.write_text(
+        yaml.safe_dump({"validation_groups": str(tmp_path / "not-written-yet.jsonl"), "test_groups": str(many_groups)}),
+        encoding="utf-8",
+    )
+    args = [
+        str(config), "--model_name_or_path", str(tiny_setup["model"]), "--train_files", str(tiny_setup["train"]),
+        "--output_dir", str(tmp_path / "run"), "--do_train", "--do_eval", "false", "--max_steps", "1",
+        "--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true", "--log_level", "info",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "run_fine_tuning.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"INFO - __main__ - \d+ training pairs from \d+ dialogues", result.stdout), result.stdout[-3000:]
+    assert "read " in result.stdout and "not-written-yet" not in result.stdout + result.stderr
+    assert not (tmp_path / "run" / "test_predictions.jsonl").exists()  # --do_predict was not asked for

@@ -13,7 +13,6 @@ seconds on a loaded CPU); every test that changes the Hub uses its own repo.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -28,23 +27,23 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import hub_server
-import huggingface_hub._commit_api
-import huggingface_hub.lfs
 import pytest
 from conftest import ROOT
 from hub_server import HubEnv, LocalHub, block_non_loopback_connections, point_clients_at
 from huggingface_hub import HfApi, ModelCard
-from huggingface_hub.utils import http_backoff
 from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification, AutoTokenizer
 
 import run_fine_tuning
 import run_post_training
+from cli_errors import UsageError
 from dialogue_data import build_eval_groups, read_dialogues, write_jsonl
 from hub import CITATION, METRIC_NAMES
 from ranking import ResponseSelector
 
 local_hub = hub_server.local_hub
 hub_env = hub_server.hub_env
+fast_retries = hub_server.fast_retries
+_no_unknown_routes = hub_server.no_unknown_routes
 
 PUSH = ("--push_to_hub", "--hub_strategy", "checkpoint", "--hub_always_push")
 SCHEDULE = ("--do_train", "--max_steps", "8", "--save_steps", "2", "--logging_steps", "1")
@@ -88,22 +87,6 @@ def commit_titles(repo_id: str) -> list[str]:
 
 class Interrupted(Exception):
     pass
-
-
-@pytest.fixture(autouse=True)
-def _no_unknown_routes(local_hub: LocalHub) -> Iterator[None]:
-    """Whatever the run scripts asked of the Hub, the stand-in must implement (else the test proves nothing)."""
-    local_hub.unknown_routes.clear()
-    yield
-    assert local_hub.unknown_routes == [], f"client used routes LocalHub lacks: {local_hub.unknown_routes}"
-
-
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The commit path retries a refused connection 5 times over ~25 s; keep the retries, shorten the waits."""
-    quick = functools.partial(http_backoff, base_wait_time=0.01, max_wait_time=0.02)
-    monkeypatch.setattr(huggingface_hub._commit_api, "http_backoff", quick)
-    monkeypatch.setattr(huggingface_hub.lfs, "http_backoff", quick)
 
 
 @pytest.fixture(scope="module")
@@ -417,10 +400,10 @@ def test_final_push_failure_exits_naming_the_output_dir(
 
     monkeypatch.setattr(run_post_training.PostTrainingTrainer, "training_step", hub_goes_down)
     args = ("--do_train", "--max_steps", "2", "--push_to_hub", "--hub_model_id", repo_id)
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(UsageError) as exit_info:
         run_post_training.run(post_args(tiny_setup, out, *args))
-    message = str(exit_info.value.code)
-    assert message.startswith("error: pushing") and repo_id in message
+    message = str(exit_info.value)
+    assert message.startswith("pushing") and repo_id in message
     assert f"saved locally in {out}" in message
     assert f"`hf upload {repo_id} {out}`" in message
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()

@@ -15,6 +15,7 @@ from conftest import ROOT
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 import run_post_training
+from dialogue_data import DialogueFormatError
 
 
 def base_args(setup: dict[str, Path], output_dir: Path, *extra: str) -> list[str]:
@@ -157,8 +158,8 @@ def test_bad_training_file_stops_with_file_and_line(tiny_setup: dict[str, Path],
     bad.write_text('{"id": "a", "utterances": ["하나", "둘"]}\n{"id": "b", "utterances": ["셋", 4]}\n', "utf-8")
     args = base_args(tiny_setup, tmp_path / "out", "--do_train")
     args[args.index("--train_files") + 1] = str(bad)
-    with pytest.raises(SystemExit, match=rf"{bad}:2: field 'utterances\[1\]': must be a string"):
+    with pytest.raises(DialogueFormatError, match=rf"{bad}:2: field 'utterances\[1\]': must be a string"):
         run_post_training.run(args)
     args[args.index("--train_files") + 1] = str(tmp_path / "missing.jsonl")
-    with pytest.raises(SystemExit, match="missing.jsonl: no such file"):
+    with pytest.raises(FileNotFoundError, match="missing.jsonl: no such file"):
         run_post_training.run(args)

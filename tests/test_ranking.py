@@ -301,3 +301,36 @@ def test_cli_interrupted_run_leaves_previous_output(
         main(["--model", str(model_dir), "--device", "cpu", "--input", str(source), "--output", str(output)])
     assert output.read_text(encoding="utf-8") == "previous run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_batch_size_below_one_is_an_error_not_the_default(selector: ResponseSelector, batch_size: int) -> None:
+    """Issue 9, 3.12: ``batch_size=0`` used to mean "use 32" silently."""
+    with pytest.raises(ValueError, match=f"batch_size must be at least 1, got {batch_size}"):
+        selector.rank(CONTEXT, CANDIDATES, batch_size=batch_size)
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        list(selector.rank_batch([{"context": CONTEXT, "candidates": CANDIDATES}], batch_size=batch_size))
+
+
+def test_lone_surrogate_is_a_value_error_naming_the_field(selector: ResponseSelector) -> None:
+    """Issue 9, 3.2: a lone surrogate reached the tokenizer and came back as a TypeError."""
+    with pytest.raises(ValueError, match=r"candidates\[1\] is not valid Unicode"):
+        selector.rank(CONTEXT, ["네", "a\ud800b"])
+    with pytest.raises(ValueError, match=r"context\[0\] is not valid Unicode"):
+        selector.score(["\udc00"], ["네"])
+
+
+def test_truncated_weights_exit_2_in_one_line(model_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """Issue 9, 3.11: a truncated model.safetensors gave a SafetensorError traceback."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in model_dir.iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(OSError, match=f"could not load a model from the local path {broken}"):
+        ResponseSelector.from_pretrained(str(broken))
+    assert main(["--model", str(broken), "--context", "안녕", "--candidates", "네"]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("mrs-rank: error: could not load a model") and err.count("\n") == 1
+    assert "Traceback" not in err
