@@ -237,7 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="fine-tuned model directory or Hub repo id (default: $MRS_MODEL, as a Space sets it)",
     )
     parser.add_argument("--pool", type=Path, help="replies for the Chat tab: one per line, or JSONL")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to listen on (default: $GRADIO_SERVER_NAME, which a Space sets to 0.0.0.0, else 127.0.0.1)",
+    )
     parser.add_argument("--port", type=_port, default=7860, help="port (default: 7860)")
     parser.add_argument("--device", help="torch device (default: cuda, else mps, else cpu)")
     return parser
