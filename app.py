@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from demo_corpus import README_EXAMPLE
 from ranking import ResponseSelector
 
 if TYPE_CHECKING:
@@ -27,23 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CAR_TEA_EXAMPLE", "build_app", "main"]
 
-# The original README's example: "차" is a car in the context and tea in two distractors.
-CAR_TEA_EXAMPLE: dict[str, Any] = {
-    "context": [
-        "어떤 문제가 있으신가요?",
-        "어떤 차를 사야 할지 잘 모르겠어요.",
-        "차는 한 번 사면 10년도 넘게 써서, 신중하게 골라야 해요.",
-    ],
-    "candidates": [
-        "저 좀 도와주실 수 있나요?",
-        "저는 농구를 좋아합니다.",
-        "자동차는 신중히 골라야합니다.",
-        "저는 차 마시는거를 좋아합니다.",
-        "날씨가 화창합니다.",
-        "저는 차를 좋아합니다.",
-    ],
-    "answer": 2,
-}
+# The original README's example (demo_corpus keeps it): "차" is a car in the context and tea in two distractors.
+CAR_TEA_EXAMPLE = README_EXAMPLE
 
 # Limits keep one request to a few seconds of CPU: a cross-encoder runs one forward pass per candidate.
 MAX_TURNS = 20

@@ -283,8 +283,9 @@ def prepare_model_for_post_training(
     embeddings grow to `len(tokenizer)` (rounded up to a multiple of 8) for added special tokens such as `[EOT]`;
     they never shrink, since a checkpoint may pad its vocabulary beyond the tokenizer.
 
-    `model.fresh_heads` names the heads (`HEAD_PREFIXES`) the checkpoint did not have, from the load report:
-    they start random, and post-training warms them up before they touch the encoder.
+    `model.fresh_heads` names the heads (`HEAD_PREFIXES`) the checkpoint did not have, from the load report, and
+    a pooler whose bias is exactly 0 (saved, never trained): they start random, and post-training warms them up
+    before they touch the encoder.
     """
     config = BertConfig.from_pretrained(model_name_or_path)
     for key, value in config_overrides.items():
@@ -296,6 +297,9 @@ def prepare_model_for_post_training(
     model.fresh_heads = [
         head for head, prefixes in HEAD_PREFIXES.items() if any(key.startswith(prefixes) for key in missing)
     ]
+    # A pooler saved but never trained (sentence-transformers models ship one with its bias exactly 0) is as fresh.
+    if "pooler" not in model.fresh_heads and not model.bert.pooler.dense.bias.detach().any():
+        model.fresh_heads.insert(1 if "mlm_head" in model.fresh_heads else 0, "pooler")
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         # a multiple of 8 keeps the tied vocabulary projection on GPU tensor cores (klue: 32,000 + [EOT])
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=8)

@@ -77,7 +77,9 @@ class DataArguments:
     validation_groups: str | None = field(default=None, metadata={"help": "Fixed eval groups (JSONL or .txt)."})
     test_groups: str | None = field(default=None, metadata={"help": "Fixed test groups (JSONL or .txt)."})
     every_prefix: bool = field(default=True, metadata={"help": "Every context prefix becomes an example."})
-    negatives_per_positive: int = field(default=1)
+    negatives_per_positive: int = field(
+        default=3, metadata={"help": "Random negatives per context: a listwise group is 1 positive + this many."}
+    )
     max_turns: int | None = field(default=None, metadata={"help": "Keep at most this many latest context turns."})
     max_seq_length: int = field(default=256)
     same_corpus_negatives: bool = field(default=True)

@@ -5,7 +5,7 @@ rate 5e-5 with 60 warm-up steps, 1 negative per positive): the loss (cross-entro
 listwise over 1 positive + 3 negatives), the pooling ([CLS] pooler or mean) and the learning rate. Reported:
 the first logged step at which the training loss falls below 0.60 (pointwise losses; a listwise loss over 4
 candidates starts at ln 4 = 1.386 and has no such threshold), and dev R10@1 at every evaluation, the number
-every variant shares.
+every variant shares. A variant whose run folder already holds a finished run is read, not rerun.
 
     python benchmarks/bench_plateau.py --model MODEL_DIR --train FILE --dev_groups FILE --steps 200
 """
@@ -49,18 +49,21 @@ def run_variant(name: str, extra: list[str], args: argparse.Namespace, out: Path
         "--logging_steps", "10", "--save_strategy", "no", "--load_best_model_at_end", "false",
         "--seed", str(args.seed), "--report_to", "none", "--disable_tqdm", "true", *extra,
     ]  # fmt: skip
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="2")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    env.setdefault("OMP_NUM_THREADS", "2")
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "log.txt").open("w") as log:
-        code = subprocess.call(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if code != 0:
-        raise SystemExit(f"error: {name} exited {code}; see {out / 'log.txt'}")
+    if not (out / "trainer_state.json").is_file():  # written at the end of a run: a finished variant is kept
+        with (out / "log.txt").open("w") as log:
+            code = subprocess.call(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if code != 0:
+            raise SystemExit(f"error: {name} exited {code}; see {out / 'log.txt'}")
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    runtime = next((e["train_runtime"] for e in history if "train_runtime" in e), time.time() - start)
     losses = [(e["step"], e["loss"]) for e in history if "loss" in e]
     below = next((step for step, loss in losses if loss < LOSS_THRESHOLD), None)
     evals = [(e["step"], e["eval_r10@1"]) for e in history if "eval_r10@1" in e]
-    return {"variant": name, "below_060": below, "evals": evals, "losses": losses, "seconds": time.time() - start}
+    return {"variant": name, "below_060": below, "evals": evals, "losses": losses, "seconds": runtime}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,8 @@ def test_warm_up_freezes_exactly_the_encoder_then_releases_it(tiny_setup: dict[s
 def test_warm_up_is_automatic_only_for_fresh_heads(tiny_setup: dict[str, Path], tmp_path: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_setup["model"])
     model = prepare_model_for_post_training(str(tiny_setup["model"]), tokenizer)
-    assert model.fresh_heads == ["urc_head"]  # a BertForPreTraining checkpoint brings its MLM head and pooler
+    # a BertForPreTraining checkpoint brings its MLM head; its pooler was saved untrained (bias exactly 0)
+    assert model.fresh_heads == ["pooler", "urc_head"]
     bare = tmp_path / "bare"
     BertModel(BertConfig(**{**model.config.to_dict(), "architectures": None}), add_pooling_layer=False).save_pretrained(
         bare

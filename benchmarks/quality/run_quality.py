@@ -54,24 +54,44 @@ RUNS = ROOT / "runs" / "quality"
 DATA = RUNS / "data"
 SHARED = ROOT.parent / "shared" / "data"
 KO_TEST_RATIO = 0.15
+DEV_RATIO = 0.1
 SPLIT_SEED = 0
 GROUP_SEED = 0
 METRICS = ("r10@1", "r10@2", "r10@5", "mrr")
 
-# Row -> post-training arguments (None: no post-training).
-ROWS: dict[str, list[str] | None] = {
-    "ft-only": None,
+# Row -> post-training arguments (None: no post-training). Every post-training objective runs twice: with the
+# head warm-up (the default: fresh heads train alone for 10% of the steps, the encoder frozen) and without it.
+OBJECTIVES: dict[str, list[str]] = {
     "mlm": ["--num_urc_labels", "3", "--mlm_loss_weight", "1", "--urc_loss_weight", "0"],
     "mlm-nsp": ["--num_urc_labels", "2", "--urc_probabilities", "0.5", "0.5"],
+    "urc": ["--num_urc_labels", "3", "--mlm_loss_weight", "0", "--urc_loss_weight", "1"],
     "bert-fp": ["--num_urc_labels", "3", "--urc_probabilities", "0.5", "0.25", "0.25"],
+}
+ROWS: dict[str, list[str] | None] = {"ft-only": None}
+for _name, _args in OBJECTIVES.items():
+    ROWS[_name] = [*_args, "--head_warmup_steps", "0"]
+    ROWS[f"{_name}-warmup"] = _args
+OBJECTIVE_LABELS = {
+    "mlm": "MLM",
+    "mlm-nsp": "MLM + NSP (2-class)",
+    "urc": "URC only (3-class)",
+    "bert-fp": "BERT-FP (MLM + URC 3-class)",
 }
 ROW_LABELS = {
     "untrained": "sanity: encoder + fresh classifier, no training",
     "ft-only": "fine-tune only",
-    "mlm": "MLM post-training + fine-tune",
-    "mlm-nsp": "MLM + NSP (2-class) post-training + fine-tune",
-    "bert-fp": "BERT-FP (MLM + URC 3-class) post-training + fine-tune",
+    **{name: f"{label} post-training + fine-tune" for name, label in OBJECTIVE_LABELS.items()},
+    **{
+        f"{name}-warmup": f"{label} post-training, head warm-up + fine-tune" for name, label in OBJECTIVE_LABELS.items()
+    },
 }
+# --budget cpu: what fits on 2 CPU cores in about half an hour per seed; the configs' own budgets are for a GPU.
+CPU_BUDGET = {
+    "post": ["--max_steps", "100", "--warmup_steps", "10", "--max_seq_length", "64",
+             "--per_device_train_batch_size", "16"],
+    "fine": ["--max_steps", "200", "--warmup_steps", "20", "--max_seq_length", "64", "--eval_steps", "100",
+             "--save_steps", "100", "--per_device_train_batch_size", "8"],
+}  # fmt: skip
 
 
 def minilm_dir() -> Path:
@@ -85,14 +105,14 @@ def minilm_dir() -> Path:
 SUITES = {
     "en": {
         "model": minilm_dir,
-        "rows": ["ft-only", "mlm", "mlm-nsp", "bert-fp"],
+        "rows": list(ROWS),
         "post": CONFIGS / "en_post_training.yaml",
         "fine": CONFIGS / "en_fine_tuning.yaml",
         "groups": DATA / "en" / "test_groups.jsonl",
     },
     "ko": {
         "model": lambda: RUNS / "me5",
-        "rows": ["ft-only", "bert-fp"],
+        "rows": ["ft-only", "bert-fp", "bert-fp-warmup"],
         "post": CONFIGS / "ko_post_training.yaml",
         "fine": CONFIGS / "ko_fine_tuning.yaml",
         "groups": DATA / "ko" / "test_groups.jsonl",
@@ -134,6 +154,17 @@ def prepare() -> None:
     groups = build_eval_groups(en_test, seed=GROUP_SEED)
     write_jsonl(groups, SUITES["en"]["groups"])
     print(f"en: {len(groups)} test groups from {len(en_test)} XPersona-EN test dialogues")
+
+    # fine-tuning data and dev groups for model selection: a by-id 90/10 split of XPersona-EN valid
+    en_valid, _ = read_dialogues(SHARED / "en" / "xpersona" / "valid.jsonl")
+    en_split = split_by_id(en_valid, SPLIT_SEED, (1 - DEV_RATIO, DEV_RATIO, 0.0))
+    write_jsonl(
+        ({"id": d["id"], "utterances": d["utterances"]} for d in en_split["train"]),
+        DATA / "en" / "xpersona" / "train.jsonl",
+    )
+    dev = build_eval_groups(en_split["validation"], seed=GROUP_SEED)
+    write_jsonl(dev, DATA / "en" / "dev_groups.jsonl")
+    print(f"en: {len(en_split['train'])} fine-tuning dialogues, {len(dev)} dev groups")
 
     # Korean: every file, split by dialogue id; one folder per corpus keeps the corpus name
     # (dialogue_data names a corpus after its folder), hence same-corpus negatives.
@@ -195,13 +226,21 @@ def stage(script: str, config: Path, args: list[str], out: Path, done: str) -> d
 
 
 def run_suite(
-    suite: str, seeds: list[int], rows: list[str], smoke: bool, model: str | None = None, sanity_row: bool = True
+    suite: str,
+    seeds: list[int],
+    rows: list[str],
+    smoke: bool,
+    model: str | None = None,
+    sanity_row: bool = True,
+    budget: str = "config",
 ) -> None:
     spec = SUITES[suite]
     model = model or str(spec["model"]())
-    base = RUNS / ("smoke" if smoke else "") / suite
+    base = RUNS / ("smoke" if smoke else "") / (suite if budget == "config" else f"{suite}-{budget}")
     groups = smoke_groups(suite) if smoke else spec["groups"]
     extra = ["--max_steps", "5", "--warmup_steps", "1", "--logging_steps", "1"] if smoke else []
+    post_extra = extra or (CPU_BUDGET["post"] if budget == "cpu" else [])
+    fine_extra = extra or (CPU_BUDGET["fine"] if budget == "cpu" else [])
     sanity = ["--do_train", "false", "--model_name_or_path", model, "--test_groups", str(groups)]
     if sanity_row:
         print(f"[{suite}] untrained sanity row", flush=True)
@@ -212,10 +251,10 @@ def run_suite(
             start_from = model
             if ROWS[row] is not None:
                 post = base / f"{row}-s{seed}" / "post-trained"
-                args = ["--model_name_or_path", model, "--seed", str(seed), *ROWS[row], *extra]
+                args = ["--model_name_or_path", model, "--seed", str(seed), *ROWS[row], *post_extra]
                 stage("run_post_training.py", spec["post"], args, post, "train_results.json")
                 start_from = str(post)
-            args = ["--model_name_or_path", start_from, "--seed", str(seed), "--test_groups", str(groups), *extra]
+            args = ["--model_name_or_path", start_from, "--seed", str(seed), "--test_groups", str(groups), *fine_extra]
             stage("run_fine_tuning.py", spec["fine"], args, base / f"{row}-s{seed}" / "fine-tuned", "test_results.json")
 
 
@@ -229,8 +268,19 @@ def _wall(path: Path) -> float:
     return json.loads(wall.read_text())["seconds"] if wall.is_file() else float("nan")
 
 
+def post_training_health(post: Path) -> str:
+    """The collapse monitor's spread ratio and the last logged URC accuracy against its prior, for the table."""
+    results = post / "train_results.json"
+    if not results.is_file():
+        return "-"
+    ratio = json.loads(results.read_text()).get("train_probe_spread_ratio")
+    logged = [e for e in json.loads((post / "trainer_state.json").read_text())["log_history"] if "urc_accuracy" in e]
+    urc = f", URC acc {logged[-1]['urc_accuracy']:.2f}" if logged else ""
+    return (f"spread x{ratio:.2f}" if ratio is not None else "spread -") + urc
+
+
 def collect(suite: str, root: Path = RUNS) -> dict:
-    """{row: {"metrics": {metric: [per seed]}, "seeds": [...], "post_s": [...], "fine_s": [...]}}."""
+    """{row: {"metrics": {metric: [per seed]}, "seeds", "post_s", "fine_s", "health": [...]}}."""
     base = root / suite
     table: dict[str, dict] = {}
     bm25: dict[str, float] | None = None
@@ -239,12 +289,15 @@ def collect(suite: str, root: Path = RUNS) -> dict:
         row, _, seed = name.rpartition("-s")
         row, seed = (name, "-") if name == "untrained" else (row, seed)
         metrics = json.loads(results.read_text())
-        entry = table.setdefault(row, {"metrics": {m: [] for m in METRICS}, "seeds": [], "post_s": [], "fine_s": []})
+        entry = table.setdefault(
+            row, {"metrics": {m: [] for m in METRICS}, "seeds": [], "post_s": [], "fine_s": [], "health": []}
+        )
         for m in METRICS:
             entry["metrics"][m].append(metrics[f"test_{m}"])
         entry["seeds"].append(seed)
         entry["fine_s"].append(_wall(results.parent))
         entry["post_s"].append(_wall(results.parent.parent / "post-trained"))
+        entry["health"].append(post_training_health(results.parent.parent / "post-trained"))
         entry["num_groups"] = metrics.get("test_num_groups")
         bm25 = bm25 or {m: metrics[f"test_bm25_{m}"] for m in METRICS if f"test_bm25_{m}" in metrics}
     if bm25:
@@ -262,8 +315,8 @@ def _seconds(value: float) -> str:
     return "-" if value != value else f"{value:.0f}"  # NaN: no such stage
 
 
-def markdown(suite: str, root: Path = RUNS) -> str:
-    table = collect(suite, root)
+def markdown(suite: str, root: Path = RUNS, budget: str = "config") -> str:
+    table = collect(suite if budget == "config" else f"{suite}-{budget}", root)
     order = ["BM25", "untrained", *SUITES[suite]["rows"]]
     lines = [
         "| row | seeds | " + " | ".join(m.upper() for m in METRICS) + " |",
@@ -277,15 +330,16 @@ def markdown(suite: str, root: Path = RUNS) -> str:
         lines.append(f"| {ROW_LABELS.get(row, row)} | {', '.join(entry['seeds'])} | {cells} |")
     per_seed = [
         "",
-        "| row | seed | " + " | ".join(METRICS) + " | post-training s | fine-tuning + test s |",
-        "|---|---|" + "---|" * (len(METRICS) + 2),
+        "| row | seed | " + " | ".join(METRICS) + " | post-training health | post-training s | fine-tuning + test s |",
+        "|---|---|" + "---|" * (len(METRICS) + 3),
     ]
     for row in order[1:]:
         entry = table.get(row)
         for i, seed in enumerate(entry["seeds"] if entry else []):
             values = " | ".join(f"{entry['metrics'][m][i]:.3f}" for m in METRICS)
             per_seed.append(
-                f"| {row} | {seed} | {values} | {_seconds(entry['post_s'][i])} | {_seconds(entry['fine_s'][i])} |"
+                f"| {row} | {seed} | {values} | {entry['health'][i]} | {_seconds(entry['post_s'][i])} "
+                f"| {_seconds(entry['fine_s'][i])} |"
             )
     groups = next((e.get("num_groups") for e in table.values() if e.get("num_groups")), None)
     return "\n".join([f"{suite}: {groups} test groups (1 positive + 9 negatives)", "", *lines, *per_seed]) + "\n"
@@ -302,19 +356,23 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--smoke", action="store_true", help="5 steps and 30 test groups, under runs/quality/smoke")
     run.add_argument("--model", help="the pretrained encoder directory (default: the suite's)")
     run.add_argument("--no_sanity", action="store_true", help="skip the untrained row (run it in one process)")
+    run.add_argument(
+        "--budget", choices=["config", "cpu"], default="config", help="cpu: the small CPU_BUDGET, under SUITE-cpu/"
+    )
     table = sub.add_parser("table", help="print the markdown tables")
     table.add_argument("--suite", choices=sorted(SUITES), action="append", required=True)
     table.add_argument("--smoke", action="store_true", help="the smoke runs' results")
     table.add_argument("--root", type=Path, default=RUNS, help="where the suites' run folders are")
+    table.add_argument("--budget", choices=["config", "cpu"], default="config")
     args = parser.parse_args(argv)
     if args.command == "prepare":
         prepare()
     elif args.command == "run":
         rows = args.rows or SUITES[args.suite]["rows"]
-        run_suite(args.suite, args.seeds, rows, args.smoke, args.model, not args.no_sanity)
+        run_suite(args.suite, args.seeds, rows, args.smoke, args.model, not args.no_sanity, args.budget)
     else:
         for suite in args.suite:
-            print(markdown(suite, RUNS / "smoke" if args.smoke else args.root))
+            print(markdown(suite, RUNS / "smoke" if args.smoke else args.root, args.budget))
     return 0
 
 
