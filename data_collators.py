@@ -100,8 +100,12 @@ def _assemble_batch(
     special: SpecialIds,
     max_length: int,
     pad_to_multiple_of: int | None,
+    token_types: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Fetch, assemble and pad ``(dialogue, start, position, candidate_dialogue, candidate_position)`` rows."""
+    """Fetch, assemble and pad ``(dialogue, start, position, candidate_dialogue, candidate_position)`` rows.
+
+    ``token_type_ids`` are included only with ``token_types`` (see :func:`uses_token_types`).
+    """
     utterances = pool.fetch([r[0] for r in rows] + [r[3] for r in rows])
     pairs = [
         assemble_pair(
@@ -127,7 +131,10 @@ def _assemble_batch(
         input_ids[i, : len(ids)] = ids
         token_type_ids[i, : len(ids)] = types
         attention_mask[i, : len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if token_types:
+        batch["token_type_ids"] = token_type_ids
+    return batch
 
 
 def _to_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -225,9 +232,9 @@ class PostTrainingCollator:
             (int(f["dialogue"]), int(f["start"]), int(f["position"]), c.dialogue, c.position)
             for f, (_, c) in zip(features, draws, strict=True)
         ]
-        batch = _assemble_batch(self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of)
-        if not self._token_types:
-            del batch["token_type_ids"]
+        batch = _assemble_batch(
+            self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of, self._token_types
+        )
         input_ids = batch["input_ids"]
         maskable = ~self._is_special[input_ids]  # [PAD] is special too, so padding is never masked
         starts = None
@@ -314,9 +321,9 @@ class ResponseSelectionCollator:
         rows = [
             (p["dialogue"], p["start"], p["position"], p["candidate_dialogue"], p["candidate_position"]) for p in pairs
         ]
-        batch = _assemble_batch(self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of)
-        if not self._token_types:
-            del batch["token_type_ids"]
+        batch = _assemble_batch(
+            self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of, self._token_types
+        )
         batch["labels"] = np.array([p["label"] for p in pairs], dtype=np.int64)
         batch["group_ids"] = np.array([p["group"] for p in pairs], dtype=np.int64)
         batch["candidate_ids"] = np.array(
