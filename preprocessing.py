@@ -17,6 +17,8 @@ from datasets import Dataset, Features, Value
 from datasets import Sequence as HFSequence
 from transformers import PreTrainedTokenizerBase
 
+from negatives import NegativeSampler
+
 EOT_TOKEN = "[EOT]"
 
 WINDOW_FEATURES = Features(
@@ -177,27 +179,31 @@ def build_pairs(
     max_turns: int | None = None,
     seed: int = 0,
     listwise: bool = False,
+    sampler: NegativeSampler | None = None,
 ) -> Dataset:
     """Fine-tuning examples: each context prefix with its true next utterance plus random negatives.
 
     With ``every_prefix`` every position of a dialogue is a context (the paper's augmentation);
-    otherwise only the last one. Negatives are drawn once here, reproducibly from ``seed``.
+    otherwise only the last one. Negatives are drawn once here, reproducibly from ``seed``, by ``sampler``
+    (random negatives from ``pool`` when None; a :class:`negatives.NegativeSampler` mixes in hard ones).
     Pointwise (default): one row per (context, candidate) pair. ``listwise``: one row per context whose
     ``candidate_*`` and ``label`` columns are lists, positive first, for a softmax over the group.
     """
     features = LIST_FEATURES if listwise else PAIR_FEATURES
+    sampler = sampler or NegativeSampler(pool)
 
     def explode(lengths_batch: list[list[int]], indices: list[int]) -> dict:
         out: dict[str, list] = {key: [] for key in features}
+        hard = sampler.hard_rows(indices)
         for dialogue, lengths in zip(indices, lengths_batch, strict=True):
             rng = random.Random(f"{seed}:{dialogue}")
             positions = range(1, len(lengths)) if every_prefix else [len(lengths) - 1]
             for t in positions:
                 start = 0 if max_turns is None else max(0, t - max_turns)
                 candidates = [(dialogue, t, 1)]
-                for _ in range(negatives_per_positive):
-                    other = pool.other_dialogue(dialogue, rng)
-                    candidates.append((other, rng.randrange(int(pool.num_turns[other])), 0))
+                mined = hard[dialogue][t - 1] if dialogue in hard else ()
+                for negative in sampler.draw(dialogue, negatives_per_positive, rng, mined):
+                    candidates.append((negative.dialogue, negative.position, 0))
                 context = {"dialogue": dialogue, "start": start, "position": t, "group": -1}
                 context["length"] = _assembled_length(lengths, start, t, lengths[t])
                 if listwise:

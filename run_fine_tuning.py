@@ -40,6 +40,7 @@ from dialogue_data import read_dialogues, read_eval_groups, require_two_dialogue
 from hub import HubArguments, HubPushMixin, build_model_card, push_final
 from modeling_mrs import BertForResponseSelection, next_log_odds
 from mrs_metrics import compute_ranking_metrics, format_metrics_table
+from negatives import HARD_NEGATIVE_TOKENIZERS, NegativeSampler, mine_hard_negatives
 from preprocessing import DialoguePool, add_eot_token, build_pairs, groups_to_pairs, tokenize_dialogues
 from run_post_training import MrsTrainingArguments, detect_last_checkpoint, setup_logging
 
@@ -80,6 +81,23 @@ class DataArguments:
     negatives_per_positive: int = field(
         default=3, metadata={"help": "Random negatives per context: a listwise group is 1 positive + this many."}
     )
+    hard_negative_ratio: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of negatives that are lexical hard negatives: utterances of other dialogues that BM25 ranks "
+            "highest for the context (negatives.py); the rest are random."
+        },
+    )
+    hard_negative_tokenizer: str = field(
+        default="char_bigram",
+        metadata={
+            "help": "BM25 terms for mining: eojeols + character bigrams, or kiwi morphemes.",
+            "choices": HARD_NEGATIVE_TOKENIZERS,
+        },
+    )
+    hard_negative_pool_top_k: int = field(
+        default=10, metadata={"help": "Hard negatives are drawn from this many best BM25 hits per context."}
+    )
     max_turns: int | None = field(default=None, metadata={"help": "Keep at most this many latest context turns."})
     max_seq_length: int = field(default=256)
     same_corpus_negatives: bool = field(default=True)
@@ -87,6 +105,12 @@ class DataArguments:
     max_train_samples: int | None = field(default=None)
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Evaluations without gain."})
     bm25_baseline: bool = field(default=True, metadata={"help": "Also score BM25 on the same groups."})
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.hard_negative_ratio <= 1.0:
+            raise UsageError(f"--hard_negative_ratio must be within [0, 1], got {self.hard_negative_ratio}")
+        if self.hard_negative_pool_top_k < 1:
+            raise UsageError(f"--hard_negative_pool_top_k must be at least 1, got {self.hard_negative_pool_top_k}")
 
 
 @dataclass
@@ -205,6 +229,14 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             require_two_dialogues(dialogues, data_args.train_files)
             tokenized = tokenize_dialogues(dialogues, tokenizer)
             pool = DialoguePool(tokenized, same_corpus_negatives=data_args.same_corpus_negatives)
+            hard = None
+            if data_args.hard_negative_ratio > 0:
+                hard = mine_hard_negatives(
+                    dialogues,
+                    tokenizer=data_args.hard_negative_tokenizer,
+                    top_k=data_args.hard_negative_pool_top_k,
+                    same_corpus=data_args.same_corpus_negatives,
+                )
             train_pairs = build_pairs(
                 tokenized,
                 pool,
@@ -213,6 +245,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 max_turns=data_args.max_turns,
                 seed=training_args.seed,
                 listwise=training_args.loss == "listwise",
+                sampler=NegativeSampler(pool, hard, data_args.hard_negative_ratio),
             )
         if data_args.max_train_samples is not None:
             train_pairs = train_pairs.select(range(min(data_args.max_train_samples, len(train_pairs))))
@@ -274,6 +307,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             settings={
                 "every_prefix": data_args.every_prefix,
                 "negatives_per_positive": data_args.negatives_per_positive,
+                "hard_negative_ratio": data_args.hard_negative_ratio,
+                "hard_negative_tokenizer": data_args.hard_negative_tokenizer,
                 "max_turns": data_args.max_turns,
                 "max_seq_length": data_args.max_seq_length,
                 "loss": training_args.loss,

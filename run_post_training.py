@@ -302,7 +302,7 @@ def setup_logging(training_args: TrainingArguments) -> None:
     level = training_args.get_process_log_level()
     transformers.utils.logging.set_verbosity(level)
     # our modules' loggers, whichever of them runs as __main__ (the root logger would also let httpx etc. through)
-    for name in ("__main__", __name__, "run_fine_tuning", "dialogue_data", "hub", "checkpoints"):
+    for name in ("__main__", __name__, "run_fine_tuning", "dialogue_data", "hub", "checkpoints", "negatives"):
         logging.getLogger(name).setLevel(level)
     if training_args.disable_tqdm:  # also the bars Trainer does not control: datasets' and loading weights
         datasets.disable_progress_bars()

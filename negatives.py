@@ -1,0 +1,220 @@
+"""Negative candidates for fine-tuning: random utterances of other dialogues, and lexical hard negatives.
+
+Random negatives rarely share a word with the context, so a cross-encoder trained only on them can learn "the
+reply that repeats the context's words is the next one" (the keyword bias of the original wish list). Lexical hard
+negatives are utterances of *other* dialogues that BM25 ranks highest for the context: they share its words but
+are not its reply. :class:`NegativeSampler` mixes the two kinds by ratio, reproducibly from a per-context RNG.
+
+Mining runs BM25 (``bm25s``) over every utterance of the pool, once per training set; the result is a
+``datasets.Dataset`` (one row per dialogue) cached under a fingerprint of the data and the mining settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import unicodedata
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import TYPE_CHECKING, NamedTuple
+
+import bm25s
+import numpy as np
+from datasets import Dataset, Features, List, Value
+from datasets.fingerprint import Hasher
+
+from bm25_baseline import default_tokenize
+
+if TYPE_CHECKING:
+    from preprocessing import DialoguePool
+
+logger = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every indexing step at DEBUG
+
+__all__ = [
+    "HARD_NEGATIVE_TOKENIZERS",
+    "NegativeCandidate",
+    "NegativeSampler",
+    "lexical_tokenizer",
+    "mine_hard_negatives",
+    "normalise",
+]
+
+HARD_NEGATIVE_TOKENIZERS = ("char_bigram", "kiwi")
+# The query is the latest turns of the context: the reply answers them, and older turns dilute the match.
+QUERY_TURNS = 3
+# Retrieval depth before filtering: candidates of the same dialogue and copies of the positive are dropped.
+_OVERFETCH = 4
+
+# Kiwi part-of-speech tags kept as index terms: nouns, verb and adjective stems, adverbs, roots, foreign words
+# and numbers. Particles (J*), endings (E*) and affixes carry grammar that every utterance shares.
+_KIWI_CONTENT = ("NN", "NP", "NR", "VV", "VA", "MA", "XR", "SL", "SH", "SN")
+
+MINED_FEATURES = Features({"hard_dialogue": List(List(Value("int32"))), "hard_position": List(List(Value("int32")))})
+
+
+class NegativeCandidate(NamedTuple):
+    """An utterance of the pool offered as a wrong reply."""
+
+    dialogue: int
+    position: int
+
+
+def normalise(text: str) -> str:
+    """Text as compared for near-duplicates: NFKC, lower case, without spaces and punctuation."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] not in "PSCZ")
+
+
+@cache
+def _kiwi():
+    from kiwipiepy import Kiwi  # its model ships in the wheel; imported only when chosen
+
+    return Kiwi()
+
+
+def _kiwi_tokenize(text: str) -> list[str]:
+    return [t.form for t in _kiwi().tokenize(text) if t.tag.startswith(_KIWI_CONTENT)]
+
+
+def lexical_tokenizer(name: str) -> Callable[[str], list[str]]:
+    """``char_bigram``: eojeols and their character bigrams (the BM25 baseline's); ``kiwi``: content morphemes."""
+    if name == "char_bigram":
+        return default_tokenize
+    if name == "kiwi":
+        return _kiwi_tokenize
+    raise ValueError(f"hard_negative_tokenizer must be one of {HARD_NEGATIVE_TOKENIZERS}, got {name!r}")
+
+
+def mine_hard_negatives(
+    dialogues: Dataset,
+    *,
+    tokenizer: str = "char_bigram",
+    top_k: int = 10,
+    same_corpus: bool = True,
+    n_threads: int = 0,
+) -> Dataset:
+    """For every context of every dialogue, the ``top_k`` utterances of other dialogues BM25 ranks highest.
+
+    Row ``d`` of the result holds, for each position ``t`` >= 1 of dialogue ``d`` (the reply to utterances
+    ``..t-1``), the dialogue and position lists of its hard negatives, best first. Never an utterance of ``d``,
+    never one whose :func:`normalise`-d text equals the true reply's; with ``same_corpus`` only the context's
+    corpus. Cached by ``datasets`` under a fingerprint of the dialogues and these settings.
+    """
+    if top_k < 1:
+        raise ValueError(f"hard_negative_pool_top_k must be at least 1, got {top_k}")
+    tokenize = lexical_tokenizer(tokenizer)
+    fingerprint = Hasher.hash([dialogues._fingerprint, tokenizer, top_k, same_corpus, QUERY_TURNS, "mine-v1"])
+    state: dict[str, object] = {}
+
+    def index() -> dict[str, object]:
+        """Built on the first batch only, so a cached result costs no indexing."""
+        if not state:
+            turns = dialogues["utterances"]
+            corpus = dialogues["corpus"] if same_corpus and "corpus" in dialogues.column_names else None
+            owner = np.repeat(np.arange(len(turns)), [len(t) for t in turns])
+            position = np.concatenate([np.arange(len(t)) for t in turns]) if turns else np.zeros(0, np.int64)
+            texts = [u for t in turns for u in t]
+            retriever = bm25s.BM25()
+            retriever.index([tokenize(u) or [""] for u in texts], show_progress=False)
+            logger.info("BM25 index (%s terms) over %d utterances of %d dialogues", tokenizer, len(texts), len(turns))
+            state.update(
+                turns=turns,
+                owner=owner,
+                position=position,
+                normalised=[normalise(u) for u in texts],
+                corpus=None if corpus is None else np.asarray(corpus)[owner],
+                dialogue_corpus=corpus,
+                retriever=retriever,
+                n_docs=len(texts),
+            )
+        return state
+
+    def mine(batch_ids: list[int]) -> dict[str, list]:
+        s = index()
+        queries, keys = [], []
+        for d in batch_ids:
+            turns = s["turns"][d]
+            for t in range(1, len(turns)):
+                queries.append([tok for u in turns[max(0, t - QUERY_TURNS) : t] for tok in tokenize(u)] or [""])
+                keys.append((d, t))
+        k = min(s["n_docs"], top_k * _OVERFETCH + 16)
+        found = s["retriever"].retrieve(queries, k=k, show_progress=False, n_threads=n_threads)[0] if queries else []
+        mined: dict[int, tuple[list[list[int]], list[list[int]]]] = {d: ([], []) for d in batch_ids}
+        for (d, t), docs in zip(keys, found, strict=True):
+            positive = normalise(s["turns"][d][t])
+            corpus = None if s["corpus"] is None else s["dialogue_corpus"][d]
+            hard_d, hard_p = [], []
+            for doc in docs:
+                other = int(s["owner"][doc])
+                if other == d or s["normalised"][doc] == positive:
+                    continue
+                if corpus is not None and s["corpus"][doc] != corpus:
+                    continue
+                hard_d.append(other)
+                hard_p.append(int(s["position"][doc]))
+                if len(hard_d) == top_k:
+                    break
+            mined[d][0].append(hard_d)
+            mined[d][1].append(hard_p)
+        return {"hard_dialogue": [mined[d][0] for d in batch_ids], "hard_position": [mined[d][1] for d in batch_ids]}
+
+    ids = Dataset.from_dict({"d": list(range(len(dialogues)))})
+    return ids.map(
+        mine,
+        batched=True,
+        batch_size=2048,
+        input_columns=["d"],
+        remove_columns=["d"],
+        features=MINED_FEATURES,
+        new_fingerprint=fingerprint,
+        desc="Mining hard negatives",
+    )
+
+
+class NegativeSampler:
+    """Draws the negatives of one context: each is a hard negative with probability ``hard_ratio``, else random.
+
+    Hard ones are drawn without replacement from the context's mined list (falling back to random when it runs
+    out); random ones are an utterance of another dialogue of the same corpus (:meth:`DialoguePool.other_dialogue`).
+    The caller passes an RNG seeded per context, so the draws do not depend on batch order or process count.
+    """
+
+    def __init__(self, pool: DialoguePool, hard: Dataset | None = None, hard_ratio: float = 0.0) -> None:
+        if not 0.0 <= hard_ratio <= 1.0:
+            raise ValueError(f"hard_negative_ratio must be within [0, 1], got {hard_ratio}")
+        if hard_ratio > 0 and hard is None:
+            raise ValueError("a hard_negative_ratio above 0 needs mined hard negatives")
+        if hard is not None and len(hard) != len(pool):
+            raise ValueError(f"mined hard negatives cover {len(hard)} dialogues, the pool holds {len(pool)}")
+        self.pool = pool
+        self.hard = hard
+        self.hard_ratio = hard_ratio
+
+    def hard_rows(self, dialogues: Sequence[int]) -> dict[int, list[list[NegativeCandidate]]]:
+        """The mined lists of these dialogues (one Arrow read), per position ``t - 1``; empty without mining."""
+        if self.hard is None or self.hard_ratio == 0:
+            return {}
+        unique = sorted(set(int(d) for d in dialogues))
+        rows = self.hard[unique]
+        return {
+            d: [[NegativeCandidate(*c) for c in zip(ds, ps, strict=True)] for ds, ps in zip(dl, pl, strict=True)]
+            for d, dl, pl in zip(unique, rows["hard_dialogue"], rows["hard_position"], strict=True)
+        }
+
+    def random_negative(self, dialogue: int, rng: random.Random) -> NegativeCandidate:
+        other = self.pool.other_dialogue(dialogue, rng)
+        return NegativeCandidate(other, rng.randrange(int(self.pool.num_turns[other])))
+
+    def draw(
+        self, dialogue: int, n: int, rng: random.Random, hard: Sequence[NegativeCandidate] = ()
+    ) -> list[NegativeCandidate]:
+        """``n`` negatives for a context of ``dialogue``; ``hard`` is its mined list (see :meth:`hard_rows`)."""
+        left = list(hard)
+        out = []
+        for _ in range(n):
+            if self.hard_ratio > 0 and rng.random() < self.hard_ratio and left:
+                out.append(left.pop(rng.randrange(len(left))))
+            else:
+                out.append(self.random_negative(dialogue, rng))
+        return out
