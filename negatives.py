@@ -43,6 +43,9 @@ __all__ = [
 HARD_NEGATIVE_TOKENIZERS = ("char_bigram", "kiwi")
 # The query is the latest turns of the context: the reply answers them, and older turns dilute the match.
 QUERY_TURNS = 3
+# From this many utterances on, bm25s retrieves with numba (6x the contexts/s; BENCHMARKS.md) where it is
+# installed: below it, compiling the kernels (about 20 s) costs more than it saves.
+_NUMBA_FROM = 50_000
 # Retrieval depth before filtering: candidates of the same dialogue and copies of the positive are dropped.
 _OVERFETCH = 4
 
@@ -110,16 +113,19 @@ def mine_hard_negatives(
     def index() -> dict[str, object]:
         """Built on the first batch only, so a cached result costs no indexing."""
         if not state:
-            turns = dialogues["utterances"]
-            corpus = dialogues["corpus"] if same_corpus and "corpus" in dialogues.column_names else None
+            turns = dialogues.select_columns(["utterances"]).to_dict()["utterances"]  # plain lists: no Arrow reads
+            corpus = dialogues["corpus"][:] if same_corpus and "corpus" in dialogues.column_names else None
             owner = np.repeat(np.arange(len(turns)), [len(t) for t in turns])
             position = np.concatenate([np.arange(len(t)) for t in turns]) if turns else np.zeros(0, np.int64)
             texts = [u for t in turns for u in t]
-            retriever = bm25s.BM25()
-            retriever.index([tokenize(u) or [""] for u in texts], show_progress=False)
-            logger.info("BM25 index (%s terms) over %d utterances of %d dialogues", tokenizer, len(texts), len(turns))
+            terms = [tokenize(u) for u in texts]
+            retriever = bm25s.BM25(backend="auto" if len(texts) > _NUMBA_FROM else "numpy")
+            retriever.index([t or [""] for t in terms], show_progress=False)
+            first = np.concatenate([[0], np.cumsum([len(t) for t in turns])]).astype(np.int64)
             state.update(
                 turns=turns,
+                terms=terms,
+                first=first,
                 owner=owner,
                 position=position,
                 normalised=[normalise(u) for u in texts],
@@ -128,15 +134,17 @@ def mine_hard_negatives(
                 retriever=retriever,
                 n_docs=len(texts),
             )
+            logger.info("BM25 index (%s terms) over %d utterances of %d dialogues", tokenizer, len(texts), len(turns))
         return state
 
     def mine(batch_ids: list[int]) -> dict[str, list]:
         s = index()
         queries, keys = [], []
         for d in batch_ids:
-            turns = s["turns"][d]
-            for t in range(1, len(turns)):
-                queries.append([tok for u in turns[max(0, t - QUERY_TURNS) : t] for tok in tokenize(u)] or [""])
+            base = int(s["first"][d])
+            for t in range(1, len(s["turns"][d])):
+                turns = s["terms"][base + max(0, t - QUERY_TURNS) : base + t]  # each utterance tokenised once
+                queries.append([term for turn in turns for term in turn] or [""])
                 keys.append((d, t))
         k = min(s["n_docs"], top_k * _OVERFETCH + 16)
         found = s["retriever"].retrieve(queries, k=k, show_progress=False, n_threads=n_threads)[0] if queries else []
@@ -145,14 +153,13 @@ def mine_hard_negatives(
             positive = normalise(s["turns"][d][t])
             corpus = None if s["corpus"] is None else s["dialogue_corpus"][d]
             hard_d, hard_p = [], []
-            for doc in docs:
-                other = int(s["owner"][doc])
-                if other == d or s["normalised"][doc] == positive:
-                    continue
-                if corpus is not None and s["corpus"][doc] != corpus:
+            owners, positions = s["owner"][docs].tolist(), s["position"][docs].tolist()
+            corpora = s["corpus"][docs].tolist() if corpus is not None else [None] * len(owners)
+            for doc, other, p, c in zip(docs.tolist(), owners, positions, corpora, strict=True):
+                if other == d or c != corpus or s["normalised"][doc] == positive:
                     continue
                 hard_d.append(other)
-                hard_p.append(int(s["position"][doc]))
+                hard_p.append(p)
                 if len(hard_d) == top_k:
                     break
             mined[d][0].append(hard_d)
