@@ -45,7 +45,7 @@ HARD_NEGATIVE_TOKENIZERS = ("char_bigram", "kiwi")
 QUERY_TURNS = 3
 # From this many utterances on, bm25s retrieves with numba (6x the contexts/s; BENCHMARKS.md) where it is
 # installed: below it, compiling the kernels (about 20 s) costs more than it saves.
-_NUMBA_FROM = 50_000
+_NUMBA_FROM = 20_000
 # Retrieval depth before filtering: candidates of the same dialogue and copies of the positive are dropped.
 _OVERFETCH = 4
 
@@ -73,19 +73,21 @@ def normalise(text: str) -> str:
 def _kiwi():
     from kiwipiepy import Kiwi  # its model ships in the wheel; imported only when chosen
 
-    return Kiwi()
+    return Kiwi(num_workers=-1)  # -1: a thread per core
 
 
-def _kiwi_tokenize(text: str) -> list[str]:
-    return [t.form for t in _kiwi().tokenize(text) if t.tag.startswith(_KIWI_CONTENT)]
+def _kiwi_terms(texts: Sequence[str]) -> list[list[str]]:
+    """Kiwi analyses the whole list in one call, on all cores: 40,000 single calls would take minutes."""
+    return [[t.form for t in tokens if t.tag.startswith(_KIWI_CONTENT)] for tokens in _kiwi().tokenize(list(texts))]
 
 
-def lexical_tokenizer(name: str) -> Callable[[str], list[str]]:
-    """``char_bigram``: eojeols and their character bigrams (the BM25 baseline's); ``kiwi``: content morphemes."""
+def lexical_tokenizer(name: str) -> Callable[[Sequence[str]], list[list[str]]]:
+    """Index terms of a list of texts. ``char_bigram``: eojeols and their character bigrams (the BM25 baseline's);
+    ``kiwi``: content morphemes (nouns, stems, adverbs, roots)."""
     if name == "char_bigram":
-        return default_tokenize
+        return lambda texts: [default_tokenize(text) for text in texts]
     if name == "kiwi":
-        return _kiwi_tokenize
+        return _kiwi_terms
     raise ValueError(f"hard_negative_tokenizer must be one of {HARD_NEGATIVE_TOKENIZERS}, got {name!r}")
 
 
@@ -118,7 +120,7 @@ def mine_hard_negatives(
             owner = np.repeat(np.arange(len(turns)), [len(t) for t in turns])
             position = np.concatenate([np.arange(len(t)) for t in turns]) if turns else np.zeros(0, np.int64)
             texts = [u for t in turns for u in t]
-            terms = [tokenize(u) for u in texts]
+            terms = tokenize(texts)
             retriever = bm25s.BM25(backend="auto" if len(texts) > _NUMBA_FROM else "numpy")
             retriever.index([t or [""] for t in terms], show_progress=False)
             first = np.concatenate([[0], np.cumsum([len(t) for t in turns])]).astype(np.int64)

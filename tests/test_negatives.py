@@ -64,7 +64,7 @@ def test_mining_is_reproducible_and_respects_corpora() -> None:
 
 
 def test_kiwi_terms_are_content_morphemes() -> None:
-    terms = lexical_tokenizer("kiwi")("자동차는 신중히 골라야합니다.")
+    (terms,) = lexical_tokenizer("kiwi")(["자동차는 신중히 골라야합니다."])
     assert "자동차" in terms and "고르" in terms and "는" not in terms
     with pytest.raises(ValueError, match="hard_negative_tokenizer"):
         lexical_tokenizer("mecab")
