@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
-from cli_errors import EXIT_USAGE, UsageError
+from ko_mrs.cli_errors import EXIT_USAGE, UsageError
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 

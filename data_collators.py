@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from preprocessing import CANDIDATE_COLUMNS, EOT_TOKEN, DialoguePool
+from ko_mrs.preprocessing import CANDIDATE_COLUMNS, EOT_TOKEN, DialoguePool
 
 IGNORE_INDEX = -100
 

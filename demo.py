@@ -25,11 +25,11 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 import run_fine_tuning  # noqa: E402
 import run_post_training  # noqa: E402
-from demo_corpus import README_EXAMPLE, write_demo_corpus  # noqa: E402
-from dialogue_data import build_eval_groups, read_dialogues, write_jsonl  # noqa: E402
-from mrs_metrics import format_metrics_table  # noqa: E402
-from ranking import ResponseSelector  # noqa: E402
-from tiny_model import build_tiny_model  # noqa: E402
+from ko_mrs import ResponseSelector  # noqa: E402
+from ko_mrs.demo_corpus import README_EXAMPLE, write_demo_corpus  # noqa: E402
+from ko_mrs.dialogue_data import build_eval_groups, read_dialogues, write_jsonl  # noqa: E402
+from ko_mrs.metrics import format_metrics_table  # noqa: E402
+from ko_mrs.tiny_model import build_tiny_model  # noqa: E402
 
 # The corpus the demo writes: enough distinct dialogues that a model trained from scratch learns to match a reply
 # to its context instead of memorising a few hundred dialogues (480 left it at chance; BENCHMARKS.md, section 9).

@@ -31,17 +31,17 @@ from transformers import (
     set_seed,
 )
 
-from bm25_baseline import bm25_scores
-from checkpoints import CrashSafeCheckpointMixin
-from cli_errors import UsageError, cli_main
 from config_args import parse_config_and_args, parse_overrides
 from data_collators import PoolCollatorTrainerMixin, ResponseSelectionCollator
-from dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues, write_jsonl
-from hub import HubArguments, HubPushMixin, build_model_card, push_final
+from ko_mrs.bm25 import bm25_scores
+from ko_mrs.checkpoints import CrashSafeCheckpointMixin
+from ko_mrs.cli_errors import UsageError, cli_main
+from ko_mrs.dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues, write_jsonl
+from ko_mrs.hub import HubArguments, HubPushMixin, build_model_card, push_final
+from ko_mrs.metrics import compute_ranking_metrics, format_metrics_table
+from ko_mrs.negatives import HARD_NEGATIVE_TOKENIZERS, NegativeSampler, mine_hard_negatives
+from ko_mrs.preprocessing import DialoguePool, add_eot_token, build_pairs, groups_to_pairs, tokenize_dialogues
 from modeling_mrs import BertForResponseSelection, next_log_odds
-from mrs_metrics import compute_ranking_metrics, format_metrics_table
-from negatives import HARD_NEGATIVE_TOKENIZERS, NegativeSampler, mine_hard_negatives
-from preprocessing import DialoguePool, add_eot_token, build_pairs, groups_to_pairs, tokenize_dialogues
 from run_post_training import MrsTrainingArguments, detect_last_checkpoint, setup_logging
 
 logger = logging.getLogger(__name__)

@@ -24,16 +24,23 @@ import torch
 import transformers
 from transformers import AutoTokenizer, EvalPrediction, HfArgumentParser, Trainer, TrainingArguments, set_seed
 
-from checkpoints import CrashSafeCheckpointMixin, find_resumable_checkpoint, require_complete
-from cli_errors import UsageError, cli_main
-from collapse_monitor import DEFAULT_THRESHOLD, CollapseMonitor, warn_if_at_prior
 from config_args import parse_config_and_args, parse_overrides
 from data_collators import CollatorEpochCallback, PoolCollatorTrainerMixin, PostTrainingCollator
-from dialogue_data import ReadReport, read_dialogues, require_two_dialogues, split_by_id
-from head_warmup import HeadWarmupCallback, parameter_groups, resolve_warmup_steps, warmup_then_linear_decay
-from hub import HubArguments, HubPushMixin, TokenFreeArguments, build_model_card, download_last_checkpoint, push_final
+from ko_mrs.checkpoints import CrashSafeCheckpointMixin, find_resumable_checkpoint, require_complete
+from ko_mrs.cli_errors import UsageError, cli_main
+from ko_mrs.collapse_monitor import DEFAULT_THRESHOLD, CollapseMonitor, warn_if_at_prior
+from ko_mrs.dialogue_data import ReadReport, read_dialogues, require_two_dialogues, split_by_id
+from ko_mrs.head_warmup import HeadWarmupCallback, parameter_groups, resolve_warmup_steps, warmup_then_linear_decay
+from ko_mrs.hub import (
+    HubArguments,
+    HubPushMixin,
+    TokenFreeArguments,
+    build_model_card,
+    download_last_checkpoint,
+    push_final,
+)
+from ko_mrs.preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
 from modeling_mrs import prepare_model_for_post_training
-from preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
 
 logger = logging.getLogger(__name__)
 

@@ -132,9 +132,9 @@ def run_variant(variant: Variant, model_name: str, steps: int, warmup: int, work
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
 
     from data_collators import CollatorEpochCallback, PostTrainingCollator
-    from dialogue_data import read_dialogues
+    from ko_mrs.dialogue_data import read_dialogues
+    from ko_mrs.preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
     from modeling_mrs import BertForFineGrainedPostTraining
-    from preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
     from run_post_training import PostTrainingArguments, PostTrainingTrainer
 
     datasets.disable_progress_bars()
@@ -234,8 +234,8 @@ def run_variant(variant: Variant, model_name: str, steps: int, warmup: int, work
 
 def build_tokenizer(out_dir: Path) -> Path:
     """A WordPiece tokenizer of 8,000 trained on the Korean dialogues, saved with a ``vocab.txt``."""
-    from dialogue_data import read_dialogues
-    from tiny_model import train_wordpiece
+    from ko_mrs.dialogue_data import read_dialogues
+    from ko_mrs.tiny_model import train_wordpiece
 
     dialogues, _ = read_dialogues(sorted(glob.glob(DATA_GLOB)), skip_short=True, cache_dir=str(out_dir / "cache"))
     texts = (text for batch in dialogues.iter(batch_size=1000) for turns in batch["utterances"] for text in turns)

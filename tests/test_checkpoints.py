@@ -19,8 +19,8 @@ import pytest
 from conftest import ROOT
 
 import run_post_training
-from checkpoints import ASIDE_PREFIX, STAGING_PREFIX, checkpoint_problem, find_resumable_checkpoint
-from cli_errors import UsageError
+from ko_mrs.checkpoints import ASIDE_PREFIX, STAGING_PREFIX, checkpoint_problem, find_resumable_checkpoint
+from ko_mrs.cli_errors import UsageError
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_crash_resume  # noqa: E402

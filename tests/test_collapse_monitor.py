@@ -11,7 +11,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 import run_post_training
-from collapse_monitor import CollapseMonitor, spread, warn_if_at_prior
+from ko_mrs.collapse_monitor import CollapseMonitor, spread, warn_if_at_prior
 
 
 def probe() -> dict[str, torch.Tensor]:

@@ -20,9 +20,9 @@ from data_collators import (
     draw_candidate,
     special_ids,
 )
-from dialogue_data import read_dialogues
-from preprocessing import DialoguePool, build_pairs, build_windows, groups_to_pairs, tokenize_dialogues
-from tiny_model import train_wordpiece
+from ko_mrs.dialogue_data import read_dialogues
+from ko_mrs.preprocessing import DialoguePool, build_pairs, build_windows, groups_to_pairs, tokenize_dialogues
+from ko_mrs.tiny_model import train_wordpiece
 
 SYLLABLES = "가나다라마바사아자차카타파하거너더러머버서어저처커터퍼허고노도로모보소오조초"
 COMMON = ["네", "그래요", "정말", "오늘", "우리"]

@@ -35,10 +35,10 @@ from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenc
 
 import run_fine_tuning
 import run_post_training
-from cli_errors import UsageError
-from dialogue_data import build_eval_groups, read_dialogues, write_jsonl
-from hub import CITATION, METRIC_NAMES
-from ranking import ResponseSelector
+from ko_mrs.cli_errors import UsageError
+from ko_mrs.dialogue_data import build_eval_groups, read_dialogues, write_jsonl
+from ko_mrs.hub import CITATION, METRIC_NAMES
+from ko_mrs.ranking import ResponseSelector
 
 local_hub = hub_server.local_hub
 hub_env = hub_server.hub_env

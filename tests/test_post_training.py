@@ -15,7 +15,7 @@ from conftest import ROOT
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 import run_post_training
-from dialogue_data import DialogueFormatError
+from ko_mrs.dialogue_data import DialogueFormatError
 
 
 def base_args(setup: dict[str, Path], output_dir: Path, *extra: str) -> list[str]:

@@ -11,10 +11,10 @@ from transformers import AutoTokenizer, BertConfig
 
 import run_fine_tuning
 from data_collators import ResponseSelectionCollator
-from dialogue_data import read_dialogues
+from ko_mrs.dialogue_data import read_dialogues
+from ko_mrs.preprocessing import DialoguePool, build_pairs, tokenize_dialogues
+from ko_mrs.ranking import ResponseSelector
 from modeling_mrs import BertForResponseSelection, mean_pool, next_log_odds
-from preprocessing import DialoguePool, build_pairs, tokenize_dialogues
-from ranking import ResponseSelector
 from run_fine_tuning import selection_loss
 
 

@@ -23,10 +23,10 @@ import numpy as np
 from datasets import Dataset, Features, List, Value
 from datasets.fingerprint import Hasher
 
-from bm25_baseline import default_tokenize
+from ko_mrs.bm25 import default_tokenize
 
 if TYPE_CHECKING:
-    from preprocessing import DialoguePool
+    from ko_mrs.preprocessing import DialoguePool
 
 logger = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every indexing step at DEBUG

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from demo_corpus import README_EXAMPLE
-from ranking import ResponseSelector
+from ko_mrs import ResponseSelector
+from ko_mrs.demo_corpus import README_EXAMPLE
 
 if TYPE_CHECKING:
     import gradio as gr

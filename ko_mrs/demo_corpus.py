@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dialogue_data import SPLITS, assign_split, write_jsonl
+from ko_mrs.dialogue_data import SPLITS, assign_split, write_jsonl
 
 # --------------------------------------------------------------------------------------------------
 # Korean particles: a template writes "{city:은}" and gets "서울은" or "대구는", "{model:을}" gets "쏘렌토를"

@@ -24,8 +24,8 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, snapshot_download
 from transformers import TrainingArguments
 
-from checkpoints import require_complete
-from cli_errors import UsageError, first_line
+from ko_mrs.checkpoints import require_complete
+from ko_mrs.cli_errors import UsageError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _usage(stage: str, repo_id: str) -> str:
         return f'''With ko-mrs installed (`pip install -e .` in a clone of the ko-mrs repository):
 
 ```python
-from ranking import ResponseSelector
+from ko_mrs import ResponseSelector
 
 selector = ResponseSelector.from_pretrained("{repo_id}")
 context = ["차 좀 보러 왔어요.", "어떤 차종을 생각하세요?"]

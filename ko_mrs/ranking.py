@@ -31,9 +31,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from cli_errors import UsageError, check_output_file, report
 from data_collators import assemble_pair, special_ids, uses_token_types
-from dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
+from ko_mrs.cli_errors import UsageError, check_output_file, report
+from ko_mrs.dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
 from modeling_mrs import BertForResponseSelection, next_log_odds
 
 __all__ = ["ResponseSelector", "main"]

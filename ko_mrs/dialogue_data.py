@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Features, Value
 from datasets import Sequence as HFSequence
 
-from cli_errors import UsageError, check_output_file
-from cli_errors import report as report_error
+from ko_mrs.cli_errors import UsageError, check_output_file
+from ko_mrs.cli_errors import report as report_error
 
 SPLITS = ("train", "validation", "test")
 JSONL_SUFFIXES = {".jsonl", ".json"}

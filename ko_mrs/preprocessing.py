@@ -17,7 +17,7 @@ from datasets import Dataset, Features, Value
 from datasets import Sequence as HFSequence
 from transformers import PreTrainedTokenizerBase
 
-from negatives import NegativeSampler
+from ko_mrs.negatives import NegativeSampler
 
 EOT_TOKEN = "[EOT]"
 
