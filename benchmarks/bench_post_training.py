@@ -131,11 +131,12 @@ def run_variant(variant: Variant, model_name: str, steps: int, warmup: int, work
     from transformers import AutoTokenizer, BertConfig, TrainerCallback, set_seed
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
 
-    from data_collators import CollatorEpochCallback, PostTrainingCollator
+    from data_collators import PostTrainingCollator
     from ko_mrs.dialogue_data import read_dialogues
+    from ko_mrs.post_training import PostTrainingArguments, PostTrainingTrainer
     from ko_mrs.preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
+    from ko_mrs.training import CollatorEpochCallback
     from modeling_mrs import BertForFineGrainedPostTraining
-    from run_post_training import PostTrainingArguments, PostTrainingTrainer
 
     datasets.disable_progress_bars()
     torch.set_num_threads(THREADS)
