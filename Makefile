@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 serve: $(STAMP)
 	@test -f runs/demo/fine-tuned/config.json || { echo "no demo model in runs/demo/fine-tuned: run make demo first"; exit 2; }
-	HF_HUB_OFFLINE=1 $(PY) app.py --model runs/demo/fine-tuned
+	HF_HUB_OFFLINE=1 $(PY) -m ko_mrs.app --model runs/demo/fine-tuned
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q

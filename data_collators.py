@@ -1,14 +1,14 @@
-"""Batch assembly for BERT-FP: post-training (MLM + URC) and response-selection fine-tuning.
+"""Batch assembly for BERT-FP: post-training (MLM + URC) and response-selection fine-tuning (and ranking).
 
-Windows and pairs are integer rows pointing into a :class:`~preprocessing.DialoguePool`; the
+Windows and pairs are integer rows pointing into a :class:`~ko_mrs.preprocessing.DialoguePool`; the
 collators fetch the batch's utterances in one Arrow read and lay each example out as
 ``[CLS] u1 [EOT] u2 [EOT] u3 [SEP] r [SEP]``.
 
 Post-training draws (URC candidate, MLM positions and replacements) come from a generator seeded by
-``(seed, epoch, dialogue, position)`` of each example, so an example's draws depend on nothing else:
-not on the batch it lands in, the number of processes or dataloader workers, or on resuming (the
-Trainer skips batches without collating them). They are fresh every epoch through
-:class:`CollatorEpochCallback`.
+``(seed, epoch, dialogue, position)`` of each example (:func:`ko_mrs.negatives.window_rng`), so an example's
+draws depend on nothing else: not on the batch it lands in, the number of processes or dataloader workers, or on
+resuming (the Trainer skips batches without collating them). They are fresh every epoch through
+:class:`ko_mrs.training.CollatorEpochCallback`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerBase, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import PreTrainedTokenizerBase
 
-from preprocessing import CANDIDATE_COLUMNS, EOT_TOKEN, DialoguePool
+from ko_mrs.negatives import NegativeSampler, window_rng
+from ko_mrs.preprocessing import CANDIDATE_COLUMNS, DEFAULT_MAX_LENGTH, EOT_TOKEN, DialoguePool
 
 IGNORE_INDEX = -100
 
@@ -46,6 +47,17 @@ class Candidate(NamedTuple):
     label: int
     dialogue: int
     position: int
+
+
+class PairRow(NamedTuple):
+    """One (context, response) to assemble: context ``utterances[start:position]`` of ``dialogue``, and the
+    response at ``candidate_position`` of ``candidate_dialogue``."""
+
+    dialogue: int
+    start: int
+    position: int
+    candidate_dialogue: int
+    candidate_position: int
 
 
 def special_ids(tokenizer: PreTrainedTokenizerBase) -> SpecialIds:
@@ -96,35 +108,43 @@ def assemble_pair(
 
 def _assemble_batch(
     pool: DialoguePool,
-    rows: Sequence[tuple[int, int, int, int, int]],
+    rows: Sequence[PairRow],
     special: SpecialIds,
     max_length: int,
     pad_to_multiple_of: int | None,
     token_types: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Fetch, assemble and pad ``(dialogue, start, position, candidate_dialogue, candidate_position)`` rows.
-
-    ``token_type_ids`` are included only with ``token_types`` (see :func:`uses_token_types`).
-    """
-    utterances = pool.fetch([r[0] for r in rows] + [r[3] for r in rows])
+    """Fetch, assemble and pad rows. ``token_type_ids`` only with ``token_types`` (see :func:`uses_token_types`)."""
+    utterances = pool.fetch([r.dialogue for r in rows] + [r.candidate_dialogue for r in rows])
     pairs = [
         assemble_pair(
-            utterances[d][start:position],
-            utterances[cd][cp],
+            utterances[r.dialogue][r.start : r.position],
+            utterances[r.candidate_dialogue][r.candidate_position],
             cls_id=special.cls,
             sep_id=special.sep,
             eot_id=special.eot,
             max_length=max_length,
         )
-        for d, start, position, cd, cp in rows
+        for r in rows
     ]
+    return pad_pairs(pairs, special.pad, max_length, pad_to_multiple_of, token_types)
+
+
+def pad_pairs(
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+    pad_id: int,
+    max_length: int,
+    pad_to_multiple_of: int | None,
+    token_types: bool = True,
+) -> dict[str, np.ndarray]:
+    """Pad assembled ``(input_ids, token_type_ids)`` pairs into model inputs: the one padding rule of ko-mrs."""
     longest = max(len(ids) for ids, _ in pairs)
     width = longest
     if pad_to_multiple_of:
         width = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
         if width > max_length:  # never pad past what the position embeddings were sized for
             width = max(longest, max_length)
-    input_ids = np.full((len(pairs), width), special.pad, dtype=np.int64)
+    input_ids = np.full((len(pairs), width), pad_id, dtype=np.int64)
     token_type_ids = np.zeros((len(pairs), width), dtype=np.int64)
     attention_mask = np.zeros((len(pairs), width), dtype=np.int64)
     for i, (ids, types) in enumerate(pairs):
@@ -143,7 +163,7 @@ def _to_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 def draw_candidate(
     rng: np.random.Generator,
-    pool: DialoguePool,
+    sampler: NegativeSampler,
     dialogue: int,
     position: int,
     cumulative_probabilities: Sequence[float],
@@ -159,11 +179,12 @@ def draw_candidate(
     kind = kinds[label]
     if kind == TRUE_NEXT:
         return Candidate(label, dialogue, position)
-    if kind == SAME_DIALOGUE:
-        other_position = int(rng.integers(int(pool.num_turns[dialogue]) - 1))
-        return Candidate(label, dialogue, other_position + (other_position >= position))
-    other = pool.other_dialogue(dialogue, rng)
-    return Candidate(label, other, int(rng.integers(int(pool.num_turns[other]))))
+    negative = (
+        sampler.same_dialogue_negative(dialogue, position, rng)
+        if kind == SAME_DIALOGUE
+        else sampler.random_negative(dialogue, rng)
+    )
+    return Candidate(label, *negative)
 
 
 @dataclass
@@ -179,7 +200,7 @@ class PostTrainingCollator:
 
     tokenizer: PreTrainedTokenizerBase
     pool: DialoguePool
-    max_length: int = 240
+    max_length: int = DEFAULT_MAX_LENGTH
     mlm_probability: float = 0.15
     urc_probabilities: tuple[float, ...] | None = None
     num_urc_labels: int = 3
@@ -187,6 +208,7 @@ class PostTrainingCollator:
     pad_to_multiple_of: int | None = 8
     seed: int = 42
     epoch: int = 0
+    _sampler: NegativeSampler = field(init=False, repr=False)
     _special: SpecialIds = field(init=False, repr=False)
     _is_special: np.ndarray = field(init=False, repr=False)
     _is_continuation: np.ndarray = field(init=False, repr=False)
@@ -210,6 +232,7 @@ class PostTrainingCollator:
         self.urc_probabilities = probabilities
         self._cumulative = np.cumsum(probabilities).tolist()
         self._cumulative[-1] = 1.0  # rounding must never leave a draw above the last bound
+        self._sampler = NegativeSampler(self.pool)
         self._special = special_ids(self.tokenizer)
         self._token_types = uses_token_types(self.tokenizer)
         vocab_size = len(self.tokenizer)
@@ -222,14 +245,16 @@ class PostTrainingCollator:
     def draw(self, feature: Mapping[str, int]) -> tuple[np.random.Generator, Candidate]:
         """The example's generator and its URC candidate; the generator then goes on to draw the MLM."""
         dialogue, position = int(feature["dialogue"]), int(feature["position"])
-        rng = np.random.default_rng([self.seed, self.epoch, dialogue, position])
-        candidate = draw_candidate(rng, self.pool, dialogue, position, self._cumulative, URC_KINDS[self.num_urc_labels])
+        rng = window_rng(self.seed, self.epoch, dialogue, position)
+        candidate = draw_candidate(
+            rng, self._sampler, dialogue, position, self._cumulative, URC_KINDS[self.num_urc_labels]
+        )
         return rng, candidate
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         draws = [self.draw(f) for f in features]
         rows = [
-            (int(f["dialogue"]), int(f["start"]), int(f["position"]), c.dialogue, c.position)
+            PairRow(int(f["dialogue"]), int(f["start"]), int(f["position"]), c.dialogue, c.position)
             for f, (_, c) in zip(features, draws, strict=True)
         ]
         batch = _assemble_batch(
@@ -278,36 +303,31 @@ class PostTrainingCollator:
         return positions[chosen[word_of]]
 
 
-class CollatorEpochCallback(TrainerCallback):
-    """Tell a :class:`PostTrainingCollator` the epoch, so its draws are fresh every epoch.
+class SelectionPair(NamedTuple):
+    """A pair row of fine-tuning or evaluation: what to assemble, its 0/1 label, and where it belongs.
 
-    ``on_epoch_begin`` runs before the epoch's dataloader iterator (and its worker processes) is
-    created, so workers see the new epoch too, unless ``dataloader_persistent_workers`` keeps old ones.
-    On a mid-epoch resume ``state.epoch`` is fractional and ``int`` gives the epoch being resumed.
+    ``group_id`` is the evaluation group's index and ``candidate_index`` the candidate's index in it;
+    both are -1 for training rows, which belong to no group.
     """
 
-    def __init__(self, collator: PostTrainingCollator) -> None:
-        self.collator = collator
-
-    def on_epoch_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
-    ) -> None:
-        self.collator.epoch = int(state.epoch or 0)
+    row: PairRow
+    label: int
+    group_id: int
+    candidate_index: int
 
 
 @dataclass
 class ResponseSelectionCollator:
-    """Fine-tuning and ranking batches over pair rows: 0/1 ``labels``, each row's ``group_ids`` and, for
-    evaluation rows, ``candidate_ids`` (the candidate's index in its group; -1 for training rows).
+    """Fine-tuning and evaluation batches over pair rows: 0/1 ``labels``, ``group_id`` and ``candidate_index``.
 
     A listwise row (``candidate_*`` and ``label`` are lists, positive first; see
-    ``preprocessing.build_pairs(listwise=True)``) becomes its pairs, consecutive, so the batch holds
+    ``ko_mrs.preprocessing.build_pairs(listwise=True)``) becomes its pairs, consecutive, so the batch holds
     ``len(features)`` groups of equal size. No randomness: negatives were drawn when the rows were built.
     """
 
     tokenizer: PreTrainedTokenizerBase
     pool: DialoguePool
-    max_length: int = 256
+    max_length: int = DEFAULT_MAX_LENGTH
     pad_to_multiple_of: int | None = 8
     _special: SpecialIds = field(init=False, repr=False)
     _token_types: bool = field(init=False, repr=False)
@@ -317,30 +337,26 @@ class ResponseSelectionCollator:
         self._token_types = uses_token_types(self.tokenizer)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        pairs = [pair for f in features for pair in _pairs_of(f)]
-        rows = [
-            (p["dialogue"], p["start"], p["position"], p["candidate_dialogue"], p["candidate_position"]) for p in pairs
-        ]
+        pairs = [pair for f in features for pair in selection_pairs(f)]
+        rows = [p.row for p in pairs]
         batch = _assemble_batch(
             self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of, self._token_types
         )
-        batch["labels"] = np.array([p["label"] for p in pairs], dtype=np.int64)
-        batch["group_ids"] = np.array([p["group"] for p in pairs], dtype=np.int64)
-        batch["candidate_ids"] = np.array(
-            [p["candidate_position"] - p["position"] if p["group"] >= 0 else -1 for p in pairs], dtype=np.int64
-        )
+        for key in ("label", "group_id", "candidate_index"):
+            batch["labels" if key == "label" else key] = np.array([getattr(p, key) for p in pairs], dtype=np.int64)
         return _to_tensors(batch)
 
 
-def _pairs_of(feature: Mapping) -> list[dict[str, int]]:
-    """The pair rows of a pointwise row (itself) or of a listwise row (one per candidate)."""
-    context = {key: int(feature[key]) for key in ("dialogue", "start", "position", "group")}
-    if not isinstance(feature["label"], Sequence):
-        return [{**context, **{key: int(feature[key]) for key in CANDIDATE_COLUMNS}}]
+def selection_pairs(feature: Mapping) -> list[SelectionPair]:
+    """The pairs of a pointwise row (itself) or of a listwise row (one per candidate, positive first)."""
+    context = [int(feature[key]) for key in ("dialogue", "start", "position")]
     columns = [feature[key] for key in CANDIDATE_COLUMNS]
+    if not isinstance(feature["label"], Sequence):
+        columns = [[value] for value in columns]
+    group_id, candidate_index = int(feature["group_id"]), int(feature["candidate_index"])
     return [
-        {**context, **dict(zip(CANDIDATE_COLUMNS, map(int, values), strict=True))}
-        for values in zip(*columns, strict=True)
+        SelectionPair(PairRow(*context, int(dialogue), int(position)), int(label), group_id, candidate_index)
+        for dialogue, position, label in zip(*columns, strict=True)
     ]
 
 
@@ -351,31 +367,3 @@ def uses_token_types(tokenizer: PreTrainedTokenizerBase) -> bool:
     type 0 everywhere, in training and in ranking alike.
     """
     return "token_type_ids" in tokenizer.model_input_names
-
-
-class PoolCollatorTrainerMixin:
-    """Trainer mixin: evaluation and test rows index pools of their own, so they need their own collators.
-
-    ``eval_collator`` serves evaluation (during and after training), ``test_collator`` serves
-    ``predict``; either falls back to the training collator.
-    """
-
-    def __init__(self, *args, eval_collator=None, test_collator=None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.eval_collator = eval_collator
-        self.test_collator = test_collator
-
-    def _with_collator(self, collator, make, *args):
-        if collator is None:
-            return make(*args)
-        train_collator, self.data_collator = self.data_collator, collator
-        try:
-            return make(*args)
-        finally:
-            self.data_collator = train_collator
-
-    def get_eval_dataloader(self, eval_dataset=None):
-        return self._with_collator(self.eval_collator, super().get_eval_dataloader, eval_dataset)
-
-    def get_test_dataloader(self, test_dataset):
-        return self._with_collator(self.test_collator, super().get_test_dataloader, test_dataset)

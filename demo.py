@@ -13,7 +13,9 @@ held-out demo dialogues, BENCHMARKS.md section 9), but says nothing about real K
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,13 +25,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import datasets  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-import run_fine_tuning  # noqa: E402
-import run_post_training  # noqa: E402
-from demo_corpus import README_EXAMPLE, write_demo_corpus  # noqa: E402
-from dialogue_data import build_eval_groups, read_dialogues, write_jsonl  # noqa: E402
-from mrs_metrics import format_metrics_table  # noqa: E402
-from ranking import ResponseSelector  # noqa: E402
-from tiny_model import build_tiny_model  # noqa: E402
+from ko_mrs import ResponseSelector  # noqa: E402
+from ko_mrs.demo_corpus import README_EXAMPLE, write_demo_corpus  # noqa: E402
+from ko_mrs.dialogue_data import build_eval_groups, read_dialogues, write_jsonl  # noqa: E402
+from ko_mrs.metrics import format_metrics_table  # noqa: E402
+from ko_mrs.tiny_model import build_tiny_model  # noqa: E402
 
 # The corpus the demo writes: enough distinct dialogues that a model trained from scratch learns to match a reply
 # to its context instead of memorising a few hundred dialogues (480 left it at chance; BENCHMARKS.md, section 9).
@@ -40,6 +40,15 @@ NOTICE = (
     "writes itself. It shows the whole pipeline learning; it says nothing about quality on real dialogues.\n"
     "For that see the quality table in BENCHMARKS.md, and for real use the klue/bert-base configs in configs/."
 )
+
+
+ROOT = Path(__file__).resolve().parent
+
+
+def run_script(script: str, args: list[str], results: Path) -> dict[str, float]:
+    """Run a stage's script as its own command, as a user would, and return the metrics it saved."""
+    subprocess.run([sys.executable, str(ROOT / script), *args], check=True)
+    return json.loads(results.read_text(encoding="utf-8"))
 
 
 def banner(text: str) -> None:
@@ -84,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     quick = ["--max_steps", "4", "--logging_steps", "2"] if args.quick else []
     banner("3/5  BERT-FP post-training: MLM + utterance relevance classification")
     post_dir = run_dir / "post-trained"
-    post = run_post_training.run(
+    post = run_script(
+        "run_post_training.py",
         [
             "configs/post_training/tiny.yaml",
             "--model_name_or_path", str(tiny),
@@ -92,13 +102,15 @@ def main(argv: list[str] | None = None) -> int:
             "--validation_files", str(files["validation"]),
             "--output_dir", str(post_dir),
             *quick,
-        ]
+        ],
+        post_dir / "eval_results.json",
     )  # fmt: skip
     print({k: round(v, 4) for k, v in post.items() if k.startswith("eval_")})
 
     banner("4/5  Fine-tuning and evaluation on fixed 1-in-10 test groups")
     fine_dir = run_dir / "fine-tuned"
-    metrics = run_fine_tuning.run(
+    metrics = run_script(
+        "run_fine_tuning.py",
         [
             "configs/fine_tuning/tiny.yaml",
             "--model_name_or_path", str(post_dir),
@@ -107,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             "--test_groups", str(groups_dir / "test.jsonl"),
             "--output_dir", str(fine_dir),
             *quick,
-        ]
+        ],
+        fine_dir / "test_results.json",
     )  # fmt: skip
     keys = ("r10@1", "r10@2", "r10@5", "mrr")
     table = {

@@ -274,20 +274,24 @@ HEAD_PREFIXES: dict[str, tuple[str, ...]] = {
 
 
 def prepare_model_for_post_training(
-    model_name_or_path: str, tokenizer: PreTrainedTokenizerBase, **config_overrides: Any
+    model_name_or_path: str,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    config: BertConfig | None = None,
+    **config_overrides: Any,
 ) -> BertForFineGrainedPostTraining:
     """Load a BERT checkpoint (local directory or Hub id) for BERT-FP post-training.
 
-    `config_overrides` (e.g. `num_urc_labels`, `mlm_loss_weight`) are set on the loaded config before the model is
-    built: `from_pretrained(**kwargs)` would only apply kwargs that are already attributes of `BertConfig`. The
-    embeddings grow to `len(tokenizer)` (rounded up to a multiple of 8) for added special tokens such as `[EOT]`;
-    they never shrink, since a checkpoint may pad its vocabulary beyond the tokenizer.
+    `config` (default: the checkpoint's) takes `config_overrides` (e.g. `num_urc_labels`, `mlm_loss_weight`) before
+    the model is built: `from_pretrained(**kwargs)` would only apply kwargs that are already attributes of
+    `BertConfig`. The embeddings grow to `len(tokenizer)` (rounded up to a multiple of 8) for added special tokens
+    such as `[EOT]`; they never shrink, since a checkpoint may pad its vocabulary beyond the tokenizer.
 
     `model.fresh_heads` names the heads (`HEAD_PREFIXES`) the checkpoint did not have, from the load report, and
     a pooler whose bias is exactly 0 (saved, never trained): they start random, and post-training warms them up
     before they touch the encoder.
     """
-    config = BertConfig.from_pretrained(model_name_or_path)
+    config = config if config is not None else BertConfig.from_pretrained(model_name_or_path)
     for key, value in config_overrides.items():
         setattr(config, key, value)
     model, loading_info = BertForFineGrainedPostTraining.from_pretrained(

@@ -18,37 +18,47 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch.nn import functional as F
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     EarlyStoppingCallback,
-    EvalPrediction,
     HfArgumentParser,
-    Trainer,
     set_seed,
 )
 
-from bm25_baseline import bm25_scores
-from checkpoints import CrashSafeCheckpointMixin
-from cli_errors import UsageError, cli_main
-from config_args import parse_config_and_args, parse_overrides
-from data_collators import PoolCollatorTrainerMixin, ResponseSelectionCollator
-from dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues, write_jsonl
-from hub import HubArguments, HubPushMixin, build_model_card, push_final
-from modeling_mrs import BertForResponseSelection, next_log_odds
-from mrs_metrics import compute_ranking_metrics, format_metrics_table
-from negatives import HARD_NEGATIVE_TOKENIZERS, NegativeSampler, mine_hard_negatives
-from preprocessing import DialoguePool, add_eot_token, build_pairs, groups_to_pairs, tokenize_dialogues
-from run_post_training import MrsTrainingArguments, detect_last_checkpoint, setup_logging
+from data_collators import ResponseSelectionCollator
+from ko_mrs.cli_errors import UsageError, cli_main
+from ko_mrs.dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues
+from ko_mrs.fine_tuning import (
+    ID2LABEL,
+    POOLINGS,
+    FineTuningArguments,
+    ResponseSelectionTrainer,
+    bm25_metrics,
+    ranking_metrics,
+    write_predictions,
+)
+from ko_mrs.hub import HubArguments, build_model_card, push_final
+from ko_mrs.metrics import format_metrics_table
+from ko_mrs.negatives import HARD_NEGATIVE_TOKENIZERS, NegativeSampler, mine_hard_negatives
+from ko_mrs.preprocessing import (
+    DEFAULT_MAX_LENGTH,
+    DialoguePool,
+    add_eot_token,
+    build_pairs,
+    groups_to_pairs,
+    tokenize_dialogues,
+)
+from ko_mrs.training import (
+    apply_config_overrides,
+    detect_last_checkpoint,
+    parse_args,
+    setup_logging,
+)
+from modeling_mrs import BertForResponseSelection
 
 logger = logging.getLogger(__name__)
-
-ID2LABEL = {0: "not_next", 1: "next"}
-LOSSES = ("listwise", "cross_entropy", "bce")
-POOLINGS = ("cls", "mean")
 
 
 @dataclass
@@ -99,7 +109,7 @@ class DataArguments:
         default=10, metadata={"help": "Hard negatives are drawn from this many best BM25 hits per context."}
     )
     max_turns: int | None = field(default=None, metadata={"help": "Keep at most this many latest context turns."})
-    max_seq_length: int = field(default=256)
+    max_seq_length: int = field(default=DEFAULT_MAX_LENGTH)
     same_corpus_negatives: bool = field(default=True)
     skip_short: bool = field(default=False)
     max_train_samples: int | None = field(default=None)
@@ -113,97 +123,10 @@ class DataArguments:
             raise UsageError(f"--hard_negative_pool_top_k must be at least 1, got {self.hard_negative_pool_top_k}")
 
 
-@dataclass
-class FineTuningArguments(MrsTrainingArguments):
-    """Trainer arguments with the paper's learning rate; BertForSequenceClassification.forward takes
-    **kwargs, so the parent's ``average_tokens_across_devices=False`` matters here."""
-
-    learning_rate: float = field(default=1e-5)
-    loss: str = field(
-        default="listwise",
-        metadata={
-            "help": "listwise: softmax cross-entropy over each context's group (1 positive + negatives_per_positive "
-            "negatives; per_device_train_batch_size counts groups); cross_entropy: 2-class softmax per pair; bce: "
-            "one logit per pair, sigmoid.",
-            "choices": LOSSES,
-        },
-    )
-    metric_for_best_model: str | None = field(default="r10@1")
-    greater_is_better: bool | None = field(default=True)
-    label_names: list[str] | None = field(default_factory=lambda: ["labels"])
-
-
-NOT_MODEL_INPUTS = ("labels", "group_ids", "candidate_ids")
-
-
-def selection_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
-    """The training loss over a batch of pairs; listwise batches are consecutive groups, positive first."""
-    if loss == "cross_entropy":
-        return F.cross_entropy(logits.float(), labels)
-    scores = next_log_odds(logits)
-    if loss == "bce":
-        return F.binary_cross_entropy_with_logits(scores, labels.float())
-    groups = scores.view(int(labels.sum()), -1)  # each group holds exactly one positive, at index 0
-    return F.cross_entropy(groups, torch.zeros(len(groups), dtype=torch.long, device=groups.device))
-
-
-class ResponseSelectionTrainer(HubPushMixin, CrashSafeCheckpointMixin, PoolCollatorTrainerMixin, Trainer):
-    """Trains with ``args.loss``; carries each row's group id through prediction, so scores meet their groups by id.
-
-    Evaluation scores every pair by :func:`modeling_mrs.next_log_odds` and reports ``eval_loss`` as the
-    binary cross-entropy of that score, the same number for every training loss.
-    """
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**{k: v for k, v in inputs.items() if k not in NOT_MODEL_INPUTS})
-        loss = selection_loss(outputs.logits, inputs["labels"], self.args.loss)
-        return (loss, outputs) if return_outputs else loss
-
-    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        inputs = self._prepare_inputs(inputs)
-        ids = torch.stack([inputs["group_ids"], inputs["candidate_ids"]], dim=-1)
-        with torch.no_grad():
-            outputs = model(**{k: v for k, v in inputs.items() if k not in NOT_MODEL_INPUTS})
-        scores = next_log_odds(outputs.logits)
-        loss = F.binary_cross_entropy_with_logits(scores, inputs["labels"].float())
-        # labels, group ids and candidate ids travel together, so any sampler order or process count is safe
-        return loss.detach(), scores, torch.cat([inputs["labels"][:, None], ids], dim=-1)
-
-
-def ranking_metrics(prediction: EvalPrediction) -> dict[str, float]:
-    labels, group_ids = prediction.label_ids[:, 0], prediction.label_ids[:, 1]
-    return compute_ranking_metrics(group_ids, prediction.predictions, labels)
-
-
-def bm25_metrics(groups: list[dict]) -> dict[str, float]:
-    ids, scores, labels = [], [], []
-    for g, group in enumerate(groups):
-        scores += bm25_scores(group["context"], group["candidates"])
-        ids += [g] * len(group["candidates"])
-        labels += group["labels"]
-    return compute_ranking_metrics(ids, scores, labels)
-
-
-def write_predictions(path: Path, groups: list[dict], scores: np.ndarray, label_ids: np.ndarray) -> None:
-    """One line per candidate, keyed by group id and candidate index, written atomically."""
-    records = (
-        {
-            "group_id": groups[int(g)]["group_id"],
-            "candidate_index": int(c),
-            "candidate": groups[int(g)]["candidates"][int(c)],
-            "label": int(label),
-            "score": float(score),  # log-odds of "next", what the metrics rank by
-            "probability": float(1 / (1 + np.exp(-score))),  # softmax P("next"), as ResponseSelector gives
-        }
-        for (label, g, c), score in zip(label_ids, scores, strict=True)
-    )
-    write_jsonl(records, path)
-
-
 def run(argv: list[str] | None = None) -> dict[str, float]:
     """Parse arguments, then train / evaluate / predict; returns the metrics."""
     parser = HfArgumentParser((ModelArguments, DataArguments, FineTuningArguments, HubArguments))
-    model_args, data_args, training_args, hub_args = parse_config_and_args(parser, argv)
+    model_args, data_args, training_args, hub_args = parse_args(parser, argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
 
@@ -263,13 +186,14 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
     id2label = {0: "next"} if training_args.loss == "bce" else ID2LABEL  # bce: one logit, the log-odds of "next"
     model_class = BertForResponseSelection if model_args.pooling == "mean" else AutoModelForSequenceClassification
-    model = model_class.from_pretrained(
+    config = AutoConfig.from_pretrained(
         model_args.model_name_or_path,
         num_labels=len(id2label),
         id2label=id2label,
         label2id={v: k for k, v in id2label.items()},
-        **parse_overrides(model_args.config_overrides),
     )
+    apply_config_overrides(config, model_args.config_overrides)
+    model = model_class.from_pretrained(model_args.model_name_or_path, config=config)
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=8)
     # The post-training class's auto_map does not describe this model; keep the config plain BERT (save_pretrained
@@ -279,29 +203,14 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     model.config.mrs_max_length = data_args.max_seq_length
     model.config.mrs_max_turns = data_args.max_turns
 
-    callbacks = []
-    if data_args.early_stopping_patience is not None:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
-    trainer = ResponseSelectionTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_pairs,
-        eval_dataset=eval_pairs,
-        data_collator=train_collator or eval_collator or test_collator,
-        eval_collator=eval_collator,
-        test_collator=test_collator,
-        processing_class=tokenizer,
-        compute_metrics=ranking_metrics,
-        callbacks=callbacks,
-    )
     metrics: dict[str, float] = {}
 
-    def card():
+    def card(repo_id: str):
         # test results when there are some, else validation results; keys like "test_r10@1" -> "r10@1"
         prefix = "test_" if any(k.startswith("test_r") for k in metrics) else "eval_"
         return build_model_card(
             stage="fine-tuning",
-            repo_id=trainer.card_repo_id,
+            repo_id=repo_id,
             base_model=model_args.model_name_or_path,
             args=training_args,
             settings={
@@ -318,7 +227,22 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             eval_results={k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
         )
 
-    trainer.card_builder = card
+    callbacks = []
+    if data_args.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
+    trainer = ResponseSelectionTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_pairs,
+        eval_dataset=eval_pairs,
+        data_collator=train_collator or eval_collator or test_collator,
+        eval_collator=eval_collator,
+        test_collator=test_collator,
+        processing_class=tokenizer,
+        compute_metrics=ranking_metrics,
+        callbacks=callbacks,
+        card_builder=card,
+    )
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=detect_last_checkpoint(training_args, hub_args))
         trainer.save_model()

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from checkpoints import STAGING_PREFIX, checkpoint_problem  # noqa: E402
+from ko_mrs.checkpoints import STAGING_PREFIX, checkpoint_problem  # noqa: E402
 
 SCRIPTS = {"post-training": "run_post_training.py", "fine-tuning": "run_fine_tuning.py"}
 RESUMED = "Resuming from the last checkpoint"
@@ -76,8 +76,8 @@ class Trial:
 
 def prepare(workdir: Path) -> Plan:
     """The demo corpus and a tiny BERT built offline, once per benchmark."""
-    from demo_corpus import write_demo_corpus
-    from tiny_model import build_tiny_model
+    from ko_mrs.demo_corpus import write_demo_corpus
+    from ko_mrs.tiny_model import build_tiny_model
 
     files = write_demo_corpus(workdir / "data", n_dialogues=120, seed=1)
     model = build_tiny_model([files["train"]], ROOT / "configs" / "tiny-demo.yaml", workdir / "tiny-bert")

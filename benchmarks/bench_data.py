@@ -39,8 +39,8 @@ def run_one(size: int, workdir: Path, tokenizer_dir: Path) -> dict:
     import datasets
     from transformers import AutoTokenizer
 
-    from dialogue_data import read_dialogues
-    from preprocessing import add_eot_token, build_windows, tokenize_dialogues
+    from ko_mrs.dialogue_data import read_dialogues
+    from ko_mrs.preprocessing import add_eot_token, build_windows, tokenize_dialogues
 
     datasets.disable_progress_bars()
     corpus = workdir / "corpus.jsonl"
@@ -76,7 +76,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one, Path(args.workdir), Path(args.tokenizer))))
         return
-    from tiny_model import build_tiny_model
+    from ko_mrs.tiny_model import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer_dir = build_tiny_model(

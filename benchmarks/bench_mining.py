@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import datasets  # noqa: E402
 from datasets import Dataset  # noqa: E402
 
-from demo_corpus import generate_dialogues  # noqa: E402
-from negatives import HARD_NEGATIVE_TOKENIZERS, mine_hard_negatives  # noqa: E402
+from ko_mrs.demo_corpus import generate_dialogues  # noqa: E402
+from ko_mrs.negatives import HARD_NEGATIVE_TOKENIZERS, mine_hard_negatives  # noqa: E402
 
 
 def main() -> None:

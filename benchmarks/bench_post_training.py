@@ -131,11 +131,12 @@ def run_variant(variant: Variant, model_name: str, steps: int, warmup: int, work
     from transformers import AutoTokenizer, BertConfig, TrainerCallback, set_seed
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
 
-    from data_collators import CollatorEpochCallback, PostTrainingCollator
-    from dialogue_data import read_dialogues
+    from data_collators import PostTrainingCollator
+    from ko_mrs.dialogue_data import read_dialogues
+    from ko_mrs.post_training import PostTrainingArguments, PostTrainingTrainer
+    from ko_mrs.preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
+    from ko_mrs.training import CollatorEpochCallback
     from modeling_mrs import BertForFineGrainedPostTraining
-    from preprocessing import DialoguePool, add_eot_token, build_windows, tokenize_dialogues
-    from run_post_training import PostTrainingArguments, PostTrainingTrainer
 
     datasets.disable_progress_bars()
     torch.set_num_threads(THREADS)
@@ -234,8 +235,8 @@ def run_variant(variant: Variant, model_name: str, steps: int, warmup: int, work
 
 def build_tokenizer(out_dir: Path) -> Path:
     """A WordPiece tokenizer of 8,000 trained on the Korean dialogues, saved with a ``vocab.txt``."""
-    from dialogue_data import read_dialogues
-    from tiny_model import train_wordpiece
+    from ko_mrs.dialogue_data import read_dialogues
+    from ko_mrs.tiny_model import train_wordpiece
 
     dialogues, _ = read_dialogues(sorted(glob.glob(DATA_GLOB)), skip_short=True, cache_dir=str(out_dir / "cache"))
     texts = (text for batch in dialogues.iter(batch_size=1000) for turns in batch["utterances"] for text in turns)

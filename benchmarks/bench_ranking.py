@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data" / "ko"
 
-from ranking import ResponseSelector  # noqa: E402
-from tiny_model import build_tiny_model  # noqa: E402
+from ko_mrs import ResponseSelector  # noqa: E402
+from ko_mrs.tiny_model import build_tiny_model  # noqa: E402
 
 CONFIGS = {"tiny (configs/tiny-demo.yaml)": ROOT / "configs/tiny-demo.yaml",
            "klue-bert-base-sized": ROOT / "benchmarks/configs/bert-base-random.yaml"}  # fmt: skip

@@ -23,8 +23,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import app  # noqa: E402
-from ranking import ResponseSelector  # noqa: E402
+from ko_mrs import ResponseSelector, app  # noqa: E402
 
 EXTRA = ["주말에 시승해 볼 수 있을까요?", "녹차는 80도 물에 우려 주세요.", "예산은 3천만 원 정도예요."]
 WARM_UP = 3

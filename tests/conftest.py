@@ -46,8 +46,8 @@ TINY = {
 @pytest.fixture(scope="session")
 def tiny_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small demo corpus and a tiny BERT saved like klue/bert-base."""
-    from demo_corpus import write_demo_corpus
-    from tiny_model import build_tiny_model
+    from ko_mrs.demo_corpus import write_demo_corpus
+    from ko_mrs.tiny_model import build_tiny_model
 
     root = tmp_path_factory.mktemp("tiny")
     files = write_demo_corpus(root / "data", n_dialogues=120, seed=1)

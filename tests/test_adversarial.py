@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import adversarial
-from adversarial import (
+from ko_mrs import adversarial
+from ko_mrs.adversarial import (
     TYPES,
     evaluate_adversarial,
     interrogative,
@@ -141,7 +141,7 @@ def test_bad_suite_lines_are_one_line_errors(tmp_path: Path, line: str, field: s
     path = tmp_path / "suite.jsonl"
     path.write_text('{"context": ["a"], "candidates": [{"text": "b", "label": 1}, {"text": "c", "label": 0}]}\n' + line)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "adversarial.py"), "adversarial", str(path), "--model", str(tmp_path)],
+        [sys.executable, "-m", "ko_mrs.adversarial", "adversarial", str(path), "--model", str(tmp_path)],
         capture_output=True,
         text=True,
         cwd=ROOT,

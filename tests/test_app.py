@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer, BertForSequenceClassification
 
-import app
-from app import CAR_TEA_EXAMPLE, InputError, chat_turn, format_ranking, parse_lines, rank_page, read_pool
-from ranking import ResponseSelector
+from ko_mrs import app
+from ko_mrs.app import CAR_TEA_EXAMPLE, InputError, chat_turn, format_ranking, parse_lines, rank_page, read_pool
+from ko_mrs.ranking import ResponseSelector
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = ["차는 신중하게 고르셔야 해요.", "녹차 한 잔 드릴까요?", "내일은 비가 온대요.", "농구 좋아하세요?"]

@@ -17,10 +17,9 @@ import pytest
 import yaml
 from conftest import ROOT
 
-import dialogue_data
-import ranking
 import run_fine_tuning
 import run_post_training
+from ko_mrs import dialogue_data, ranking
 
 CORPUS = ROOT / "tests" / "data" / "bad_inputs"
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))

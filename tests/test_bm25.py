@@ -6,8 +6,8 @@ import unicodedata
 
 import pytest
 
-from bm25_baseline import bm25_scores, default_tokenize
-from mrs_metrics import compute_ranking_metrics
+from ko_mrs.bm25 import bm25_scores, default_tokenize
+from ko_mrs.metrics import compute_ranking_metrics
 
 CONTEXT = ["오늘 학교에서 뭐 했어?", "수학 시험 공부했어. 너는?"]
 

@@ -19,8 +19,8 @@ import pytest
 from conftest import ROOT
 
 import run_post_training
-from checkpoints import ASIDE_PREFIX, STAGING_PREFIX, checkpoint_problem, find_resumable_checkpoint
-from cli_errors import UsageError
+from ko_mrs.checkpoints import ASIDE_PREFIX, STAGING_PREFIX, checkpoint_problem, find_resumable_checkpoint
+from ko_mrs.cli_errors import UsageError
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_crash_resume  # noqa: E402
@@ -95,12 +95,12 @@ def test_incomplete_checkpoint_is_set_aside_not_loaded(
     DAMAGES[damage](out / "checkpoint-4")
     kept = sorted(p.name for p in (out / "checkpoint-4").iterdir())
     assert checkpoint_problem(out / "checkpoint-4") is not None
-    with caplog.at_level(logging.WARNING, logger="checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="ko_mrs.checkpoints"):
         assert find_resumable_checkpoint(out) == str(out / "checkpoint-2")
     (aside,) = out.glob(f"{ASIDE_PREFIX}checkpoint-4-*")
     assert sorted(p.name for p in aside.iterdir()) == kept  # renamed, nothing deleted
     assert not (out / "checkpoint-4").exists()
-    (record,) = [r for r in caplog.records if r.name == "checkpoints"]
+    (record,) = [r for r in caplog.records if r.name == "ko_mrs.checkpoints"]
     assert "resume skipped an incomplete checkpoint" in record.getMessage() and "\n" not in record.getMessage()
 
 

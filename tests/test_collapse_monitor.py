@@ -11,7 +11,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 import run_post_training
-from collapse_monitor import CollapseMonitor, spread, warn_if_at_prior
+from ko_mrs.collapse_monitor import CollapseMonitor, spread, warn_if_at_prior
 
 
 def probe() -> dict[str, torch.Tensor]:
@@ -40,7 +40,7 @@ def test_healthy_encoder_keeps_its_spread_and_collapsed_one_warns(caplog: pytest
     monitor = CollapseMonitor(probe(), threshold=0.5)
     initial = monitor.start(model)
     assert initial["probe_spread"] > 0.1 and initial["probe_spread_cls"] > 0.1
-    with caplog.at_level(logging.WARNING, logger="collapse_monitor"):
+    with caplog.at_level(logging.WARNING, logger="ko_mrs.collapse_monitor"):
         healthy = monitor.report(model)
     assert healthy["probe_spread_ratio"] == pytest.approx(1.0)
     assert not caplog.records
@@ -48,7 +48,7 @@ def test_healthy_encoder_keeps_its_spread_and_collapsed_one_warns(caplog: pytest
     # collapse: the last LayerNorm maps every position to its bias, so every pair has one representation
     with torch.no_grad():
         model.encoder.layer[-1].output.LayerNorm.weight.zero_()
-    with caplog.at_level(logging.WARNING, logger="collapse_monitor"):
+    with caplog.at_level(logging.WARNING, logger="ko_mrs.collapse_monitor"):
         collapsed = monitor.report(model)
     assert collapsed["probe_spread"] == pytest.approx(0.0, abs=1e-6)
     assert collapsed["probe_spread_ratio"] < 0.01
@@ -62,7 +62,7 @@ def test_measuring_keeps_the_training_mode() -> None:
 
 
 def test_urc_at_its_prior_warns(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="collapse_monitor"):
+    with caplog.at_level(logging.WARNING, logger="ko_mrs.collapse_monitor"):
         assert warn_if_at_prior({"urc_accuracy": 0.5, "urc_prior": 0.5})
         assert not warn_if_at_prior({"urc_accuracy": 0.7, "urc_prior": 0.5})
     assert len(caplog.records) == 1

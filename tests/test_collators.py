@@ -13,16 +13,17 @@ from transformers import AutoTokenizer, BertTokenizer, TrainerControl, TrainerSt
 
 from data_collators import (
     IGNORE_INDEX,
-    CollatorEpochCallback,
     PostTrainingCollator,
     ResponseSelectionCollator,
     assemble_pair,
     draw_candidate,
     special_ids,
 )
-from dialogue_data import read_dialogues
-from preprocessing import DialoguePool, build_pairs, build_windows, groups_to_pairs, tokenize_dialogues
-from tiny_model import train_wordpiece
+from ko_mrs.dialogue_data import read_dialogues
+from ko_mrs.negatives import NegativeSampler
+from ko_mrs.preprocessing import DialoguePool, build_pairs, build_windows, groups_to_pairs, tokenize_dialogues
+from ko_mrs.tiny_model import train_wordpiece
+from ko_mrs.training import CollatorEpochCallback
 
 SYLLABLES = "가나다라마바사아자차카타파하거너더러머버서어저처커터퍼허고노도로모보소오조초"
 COMMON = ["네", "그래요", "정말", "오늘", "우리"]
@@ -214,7 +215,9 @@ def test_same_dialogue_candidates_cover_the_other_positions(env: SimpleNamespace
     seen = set()
     for i in range(400):
         rng = np.random.default_rng(i)
-        label, dialogue, position = draw_candidate(rng, env.pool, window["dialogue"], 2, [0.0, 1.0, 1.0], kinds)
+        label, dialogue, position = draw_candidate(
+            rng, NegativeSampler(env.pool), window["dialogue"], 2, [0.0, 1.0, 1.0], kinds
+        )
         assert label == 1 and dialogue == window["dialogue"]
         seen.add(position)
     assert seen == set(range(int(env.pool.num_turns[window["dialogue"]]))) - {2}
@@ -401,11 +404,11 @@ def test_response_selection_training_pairs(env: SimpleNamespace) -> None:
     collator = ResponseSelectionCollator(env.tokenizer, env.pool)
     rows = env.pairs[:40]
     batch = collator(rows)
-    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels", "group_ids", "candidate_ids"}
+    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels", "group_id", "candidate_index"}
     assert all(t.dtype == torch.long for t in batch.values())
     assert batch["labels"].tolist() == [r["label"] for r in rows] and set(batch["labels"].tolist()) == {0, 1}
-    assert batch["group_ids"].tolist() == [-1] * 40
-    assert batch["candidate_ids"].tolist() == [-1] * 40
+    assert batch["group_id"].tolist() == [-1] * 40
+    assert batch["candidate_index"].tolist() == [-1] * 40
     assert batch["input_ids"].shape[1] % 8 == 0
     for i, row in enumerate(rows):
         ids, types = batch["input_ids"][i], batch["token_type_ids"][i]
@@ -432,8 +435,8 @@ def test_response_selection_groups_and_left_truncation(env: SimpleNamespace) -> 
     rows = pairs.to_list()
     batch = ResponseSelectionCollator(env.tokenizer, pool, max_length=16)(rows)
     assert group_ids == ["g0", "g1", "g2"]
-    assert batch["group_ids"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    assert batch["candidate_ids"].tolist() == [0, 1, 2] * 3
+    assert batch["group_id"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert batch["candidate_index"].tolist() == [0, 1, 2] * 3
     assert batch["labels"].tolist() == [0, 1, 0] * 3
     utterances = pool.fetch(range(3))
     for i, row in enumerate(rows):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import demo
-from demo_corpus import README_EXAMPLE
-from ranking import ResponseSelector
+from ko_mrs.demo_corpus import README_EXAMPLE
+from ko_mrs.ranking import ResponseSelector
 
 
 @pytest.mark.slow

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import demo_corpus
-from demo_corpus import DOMAINS, README_EXAMPLE, generate_dialogues, main, write_demo_corpus
-from dialogue_data import SPLITS, assign_split, iter_jsonl_dialogues
+from ko_mrs import demo_corpus
+from ko_mrs.demo_corpus import DOMAINS, README_EXAMPLE, generate_dialogues, main, write_demo_corpus
+from ko_mrs.dialogue_data import SPLITS, assign_split, iter_jsonl_dialogues
 
 # "차" as a word of its own (차를, 차는, 차 한 잔), not inside 녹차 or 자동차.
 STANDALONE_CHA = re.compile(r"(?<![가-힣])차(?:[를는가도로]|\s|$)")

@@ -9,7 +9,7 @@ import pytest
 from conftest import SHARED_DATA
 from datasets import Dataset
 
-from dialogue_data import (
+from ko_mrs.dialogue_data import (
     DialogueFormatError,
     assign_split,
     build_eval_groups,

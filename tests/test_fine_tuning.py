@@ -15,8 +15,8 @@ from conftest import ROOT
 
 import run_fine_tuning
 import run_post_training
-from dialogue_data import build_eval_groups, read_dialogues, write_jsonl
-from ranking import ResponseSelector
+from ko_mrs.dialogue_data import build_eval_groups, read_dialogues, write_jsonl
+from ko_mrs.ranking import ResponseSelector
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 import run_post_training
-from head_warmup import is_encoder_parameter, resolve_warmup_steps, warmup_then_linear_decay
+from ko_mrs.head_warmup import is_encoder_parameter, resolve_warmup_steps, warmup_then_linear_decay
 from modeling_mrs import prepare_model_for_post_training
 
 

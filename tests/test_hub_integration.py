@@ -35,10 +35,10 @@ from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenc
 
 import run_fine_tuning
 import run_post_training
-from cli_errors import UsageError
-from dialogue_data import build_eval_groups, read_dialogues, write_jsonl
-from hub import CITATION, METRIC_NAMES
-from ranking import ResponseSelector
+from ko_mrs.cli_errors import UsageError
+from ko_mrs.dialogue_data import build_eval_groups, read_dialogues, write_jsonl
+from ko_mrs.hub import CITATION, METRIC_NAMES
+from ko_mrs.ranking import ResponseSelector
 
 local_hub = hub_server.local_hub
 hub_env = hub_server.hub_env
@@ -353,7 +353,7 @@ def test_failed_push_is_reported_and_training_goes_on(
         return original_step(self, *a, **k)
 
     monkeypatch.setattr(run_post_training.PostTrainingTrainer, "training_step", outage_between_steps_2_and_4)
-    caplog.set_level(logging.WARNING, logger="hub")
+    caplog.set_level(logging.WARNING, logger="ko_mrs.hub")
     # Trainer's default hub_always_push=False: the waits above make the default deterministic.
     push = ("--push_to_hub", "--hub_strategy", "checkpoint", "--hub_model_id", repo_id)
     metrics = run_post_training.run(
@@ -362,7 +362,7 @@ def test_failed_push_is_reported_and_training_goes_on(
     assert hub.running and metrics["epoch"] > 0
 
     # Reported, once per failed job (model folder and last-checkpoint/), naming the step and the local copy.
-    reports = [r.getMessage() for r in caplog.records if r.name == "hub" and r.levelno == logging.WARNING]
+    reports = [r.getMessage() for r in caplog.records if r.name == "ko_mrs.hub" and r.levelno == logging.WARNING]
     assert len(reports) == 2, reports
     for message in reports:
         assert "checkpoint of step 4" in message and "failed" in message

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrs_metrics import compute_ranking_metrics, format_metrics_table
+from ko_mrs.metrics import compute_ranking_metrics, format_metrics_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 METRIC_DIR = REPO_ROOT / "metrics" / "response_selection"

@@ -8,8 +8,8 @@ import pytest
 from datasets import Dataset
 from transformers import AutoTokenizer
 
-from negatives import NegativeCandidate, NegativeSampler, lexical_tokenizer, mine_hard_negatives, normalise
-from preprocessing import DialoguePool, build_pairs, tokenize_dialogues
+from ko_mrs.negatives import NegativeCandidate, NegativeSampler, lexical_tokenizer, mine_hard_negatives, normalise
+from ko_mrs.preprocessing import DialoguePool, build_pairs, tokenize_dialogues
 
 DIALOGUES = [
     ["어떤 차를 사야 할지 모르겠어요.", "차는 오래 타니까 신중하게 골라야 해요.", "네, 자동차는 신중히 고를게요."],

@@ -15,7 +15,7 @@ from conftest import ROOT
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 import run_post_training
-from dialogue_data import DialogueFormatError
+from ko_mrs.dialogue_data import DialogueFormatError
 
 
 def base_args(setup: dict[str, Path], output_dir: Path, *extra: str) -> list[str]:
@@ -43,6 +43,27 @@ def free_port() -> int:
 
 def log_history(output_dir: Path) -> list[dict]:
     return json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+
+
+def test_two_urc_labels_alone_default_their_probabilities(tiny_setup: dict[str, Path], tmp_path: Path) -> None:
+    """`--num_urc_labels 2` needs no `--urc_probabilities`: NSP-style draws default to 50/50."""
+    out = tmp_path / "nsp"
+    metrics = run_post_training.run(
+        base_args(tiny_setup, out, "--do_train", "--do_eval", "--max_steps", "2", "--num_urc_labels", "2")
+    )
+    assert {"eval_urc_accuracy_class_0", "eval_urc_accuracy_class_1"} <= metrics.keys()
+    assert "eval_urc_accuracy_class_2" not in metrics
+    assert "| urc_probabilities | [0.5, 0.5] |" in (out / "README.md").read_text(encoding="utf-8")
+
+
+def test_mlm_only_evaluation_keeps_its_placeholder_on_the_batch_device(
+    tiny_setup: dict[str, Path], tmp_path: Path
+) -> None:
+    """Without a URC head, evaluation still gathers (a zero URC column made beside the batch) and reports MLM."""
+    metrics = run_post_training.run(
+        base_args(tiny_setup, tmp_path / "mlm", "--do_eval", "--urc_loss_weight", "0", "--max_eval_samples", "16")
+    )
+    assert metrics["eval_mlm_perplexity"] > 1 and "eval_urc_accuracy" not in metrics
 
 
 def test_post_training_logs_evaluates_and_saves(tiny_setup: dict[str, Path], tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from dialogue_data import read_dialogues
-from preprocessing import DialoguePool, build_pairs, build_windows, tokenize_dialogues
+from ko_mrs.dialogue_data import read_dialogues
+from ko_mrs.preprocessing import DialoguePool, build_pairs, build_windows, tokenize_dialogues
 
 
 @pytest.fixture(scope="module")

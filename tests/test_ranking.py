@@ -9,10 +9,10 @@ import pytest
 import torch
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, pipeline
 
-import ranking
-from preprocessing import EOT_TOKEN
-from ranking import ResponseSelector, main
-from tiny_model import train_wordpiece
+from ko_mrs import ranking
+from ko_mrs.preprocessing import EOT_TOKEN
+from ko_mrs.ranking import ResponseSelector, main
+from ko_mrs.tiny_model import train_wordpiece
 
 SENTENCES = [
     "오늘 학교에서 뭐 했어?",

@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dialogue_data import DialogueFormatError, iter_jsonl_dialogues, read_dialogues, read_eval_groups
+from ko_mrs.dialogue_data import DialogueFormatError, iter_jsonl_dialogues, read_dialogues, read_eval_groups
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),

@@ -11,11 +11,11 @@ from transformers import AutoTokenizer, BertConfig
 
 import run_fine_tuning
 from data_collators import ResponseSelectionCollator
-from dialogue_data import read_dialogues
+from ko_mrs.dialogue_data import read_dialogues
+from ko_mrs.fine_tuning import selection_loss
+from ko_mrs.preprocessing import DialoguePool, build_pairs, tokenize_dialogues
+from ko_mrs.ranking import ResponseSelector
 from modeling_mrs import BertForResponseSelection, mean_pool, next_log_odds
-from preprocessing import DialoguePool, build_pairs, tokenize_dialogues
-from ranking import ResponseSelector
-from run_fine_tuning import selection_loss
 
 
 def test_next_log_odds_is_the_log_odds_for_every_head_shape() -> None:

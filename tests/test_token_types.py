@@ -8,9 +8,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerBase, XLMRobertaTokenizerFast
 
 from data_collators import PostTrainingCollator, ResponseSelectionCollator, uses_token_types
-from preprocessing import add_eot_token, groups_to_pairs
-from ranking import ResponseSelector
-from tiny_model import train_wordpiece
+from ko_mrs.preprocessing import add_eot_token, groups_to_pairs
+from ko_mrs.ranking import ResponseSelector
+from ko_mrs.tiny_model import train_wordpiece
 
 TEXTS = [
     "차를 새로 사려고 해요.",
@@ -90,7 +90,7 @@ def test_collator_and_selector_send_the_same_inputs(make_tokenizer) -> None:
 def test_xlmr_tokenizer_gets_no_token_types_in_post_training_either() -> None:
     from datasets import Dataset
 
-    from preprocessing import DialoguePool, build_windows, tokenize_dialogues
+    from ko_mrs.preprocessing import DialoguePool, build_windows, tokenize_dialogues
 
     tokenizer = xlmr_tokenizer()
     dialogues = Dataset.from_dict({"utterances": [TEXTS[:4], TEXTS[1:5]], "num_turns": [4, 4], "corpus": ["c", "c"]})

@@ -130,7 +130,7 @@ def prepare() -> None:
     import datasets
     from chitchat_dataset import Dataset as ChitChat
 
-    from dialogue_data import build_eval_groups, read_dialogues, split_by_id, write_jsonl
+    from ko_mrs.dialogue_data import build_eval_groups, read_dialogues, split_by_id, write_jsonl
 
     datasets.disable_progress_bars()
 

@@ -9,7 +9,7 @@ that its imports are installed, so no path manipulation is needed or wanted here
 import datasets
 import evaluate
 
-from mrs_metrics import compute_ranking_metrics
+from ko_mrs.metrics import compute_ranking_metrics
 
 _DESCRIPTION = """\
 Ranking metrics for multi-turn response selection with the semantics of the BERT-FP / Douban

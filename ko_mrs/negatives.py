@@ -1,4 +1,10 @@
-"""Negative candidates for fine-tuning: random utterances of other dialogues, and lexical hard negatives.
+"""Negative candidates, the one place they are drawn: fine-tuning pairs, post-training URC candidates, eval groups.
+
+RNG discipline: every draw takes a generator that its caller seeded for one example, so a draw depends on the
+example alone (not on batch order, process count or resuming): :func:`context_rng` for a fine-tuning context,
+:func:`window_rng` for a post-training window (numpy, because its MLM draws are array operations). The one
+exception is :func:`ko_mrs.dialogue_data.build_eval_groups`, which walks a file with one ``random.Random(seed)``
+so that group files written before stay the same groups.
 
 Random negatives rarely share a word with the context, so a cross-encoder trained only on them can learn "the
 reply that repeats the context's words is the next one" (the keyword bias of the original wish list). Lexical hard
@@ -23,10 +29,10 @@ import numpy as np
 from datasets import Dataset, Features, List, Value
 from datasets.fingerprint import Hasher
 
-from bm25_baseline import default_tokenize
+from ko_mrs.bm25 import default_tokenize
 
 if TYPE_CHECKING:
-    from preprocessing import DialoguePool
+    from ko_mrs.preprocessing import DialoguePool
 
 logger = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every indexing step at DEBUG
@@ -35,9 +41,12 @@ __all__ = [
     "HARD_NEGATIVE_TOKENIZERS",
     "NegativeCandidate",
     "NegativeSampler",
+    "Rng",
+    "context_rng",
     "lexical_tokenizer",
     "mine_hard_negatives",
     "normalise",
+    "window_rng",
 ]
 
 HARD_NEGATIVE_TOKENIZERS = ("char_bigram", "kiwi")
@@ -56,11 +65,30 @@ _KIWI_CONTENT = ("NN", "NP", "NR", "VV", "VA", "MA", "XR", "SL", "SH", "SN")
 MINED_FEATURES = Features({"hard_dialogue": List(List(Value("int32"))), "hard_position": List(List(Value("int32")))})
 
 
+# The two generator kinds of the seeded draws (see the module docstring).
+Rng = random.Random | np.random.Generator
+
+
 class NegativeCandidate(NamedTuple):
     """An utterance of the pool offered as a wrong reply."""
 
     dialogue: int
     position: int
+
+
+def context_rng(seed: int, dialogue: int) -> random.Random:
+    """The generator of one fine-tuning dialogue's negatives (all its contexts, in order)."""
+    return random.Random(f"{seed}:{dialogue}")
+
+
+def window_rng(seed: int, epoch: int, dialogue: int, position: int) -> np.random.Generator:
+    """The generator of one post-training window's draws in one epoch: its URC candidate, then its masks."""
+    return np.random.default_rng([seed, epoch, dialogue, position])
+
+
+def _below(rng: Rng, n: int) -> int:
+    """A uniform integer in ``[0, n)``, drawn as each generator kind always drew it (so draws stay reproducible)."""
+    return rng.randrange(n) if isinstance(rng, random.Random) else int(rng.integers(n))
 
 
 def normalise(text: str) -> str:
@@ -182,11 +210,12 @@ def mine_hard_negatives(
 
 
 class NegativeSampler:
-    """Draws the negatives of one context: each is a hard negative with probability ``hard_ratio``, else random.
+    """Draws negatives on a :class:`~ko_mrs.preprocessing.DialoguePool`: random, same-dialogue or hard ones.
 
-    Hard ones are drawn without replacement from the context's mined list (falling back to random when it runs
-    out); random ones are an utterance of another dialogue of the same corpus (:meth:`DialoguePool.other_dialogue`).
-    The caller passes an RNG seeded per context, so the draws do not depend on batch order or process count.
+    A context's negatives are each a hard negative with probability ``hard_ratio``, else random. Hard ones are
+    drawn without replacement from the context's mined list (falling back to random when it runs out); random
+    ones are an utterance of another dialogue of the same corpus (any corpus where the dialogue is alone in its
+    own: a model trained on mixed corpora otherwise learns to tell corpora apart rather than replies).
     """
 
     def __init__(self, pool: DialoguePool, hard: Dataset | None = None, hard_ratio: float = 0.0) -> None:
@@ -211,9 +240,27 @@ class NegativeSampler:
             for d, dl, pl in zip(unique, rows["hard_dialogue"], rows["hard_position"], strict=True)
         }
 
-    def random_negative(self, dialogue: int, rng: random.Random) -> NegativeCandidate:
-        other = self.pool.other_dialogue(dialogue, rng)
-        return NegativeCandidate(other, rng.randrange(int(self.pool.num_turns[other])))
+    def other_dialogue(self, dialogue: int, rng: Rng) -> int:
+        """A random dialogue of the same corpus that is not ``dialogue`` (any corpus if it is alone)."""
+        members = self.pool.corpus_members(dialogue)
+        if len(members) < 2:
+            members = np.arange(len(self.pool))
+            if len(members) < 2:
+                raise ValueError("drawing a negative needs at least two dialogues")
+        while True:
+            other = int(members[_below(rng, len(members))])
+            if other != dialogue:
+                return other
+
+    def random_negative(self, dialogue: int, rng: Rng) -> NegativeCandidate:
+        """Any utterance of another dialogue (see :meth:`other_dialogue`)."""
+        other = self.other_dialogue(dialogue, rng)
+        return NegativeCandidate(other, _below(rng, int(self.pool.num_turns[other])))
+
+    def same_dialogue_negative(self, dialogue: int, position: int, rng: Rng) -> NegativeCandidate:
+        """Another utterance of ``dialogue``, anywhere but ``position`` (a context turn too, as in BERT-FP)."""
+        other_position = _below(rng, int(self.pool.num_turns[dialogue]) - 1)
+        return NegativeCandidate(dialogue, other_position + (other_position >= position))
 
     def draw(
         self, dialogue: int, n: int, rng: random.Random, hard: Sequence[NegativeCandidate] = ()

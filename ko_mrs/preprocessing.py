@@ -8,7 +8,6 @@ at batch time. This keeps the Arrow cache small and lets candidates be drawn afr
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,21 +16,30 @@ from datasets import Dataset, Features, Value
 from datasets import Sequence as HFSequence
 from transformers import PreTrainedTokenizerBase
 
-from negatives import NegativeSampler
+from ko_mrs.negatives import NegativeSampler, context_rng
 
 EOT_TOKEN = "[EOT]"
+# Tokens per assembled pair, where a run or a ResponseSelector gives none (fine-tuning records its own value in the
+# model config as `mrs_max_length`, and ranking reads it back from there).
+DEFAULT_MAX_LENGTH = 256
 
 WINDOW_FEATURES = Features(
     {name: Value("int64") for name in ("dialogue", "start", "position", "length")},
 )
-PAIR_FEATURES = Features(
-    {
-        name: Value("int64")
-        for name in ("dialogue", "start", "position", "candidate_dialogue", "candidate_position", "label", "group")
-    }
-    | {"length": Value("int64")}
+# A pair row: the context (utterances start..position-1 of dialogue), the candidate, its label, and where it sits in
+# its evaluation group (``group_id`` is the group's index, ``candidate_index`` the candidate's; -1 for training rows).
+PAIR_COLUMNS = (
+    "dialogue",
+    "start",
+    "position",
+    "candidate_dialogue",
+    "candidate_position",
+    "label",
+    "group_id",
+    "candidate_index",
 )
-# A listwise row: one context and its candidate list (positive first), the same columns as lists.
+PAIR_FEATURES = Features({name: Value("int64") for name in PAIR_COLUMNS} | {"length": Value("int64")})
+# A listwise row: one context and its candidate list (positive first), the candidate columns as lists.
 CANDIDATE_COLUMNS = ("candidate_dialogue", "candidate_position", "label")
 LIST_FEATURES = Features(
     {name: HFSequence(Value("int64")) if name in CANDIDATE_COLUMNS else Value("int64") for name in PAIR_FEATURES}
@@ -88,16 +96,16 @@ def corpus_codes(dataset: Dataset) -> np.ndarray:
 
 
 class DialoguePool:
-    """Tokenised dialogues plus the lookups collators need to draw candidates.
+    """Dialogues as the collators and the :class:`~ko_mrs.negatives.NegativeSampler` see them.
 
-    Random negatives come from the same corpus as the context by default: a model trained on a mix
-    of corpora otherwise learns to tell corpora apart rather than responses.
+    Each dialogue's number of turns and corpus (all one corpus without ``same_corpus_negatives``) and, when
+    tokenised, its utterance ids. Evaluation groups are drawn from an untokenised pool (texts only).
     """
 
-    def __init__(self, tokenized: Dataset, *, same_corpus_negatives: bool = True) -> None:
-        self.ids = tokenized.select_columns(["utterance_ids"])
-        self.num_turns = np.asarray(tokenized.with_format("numpy")["num_turns"], dtype=np.int64)
-        codes = corpus_codes(tokenized) if same_corpus_negatives else np.zeros(len(tokenized), np.int32)
+    def __init__(self, dialogues: Dataset, *, same_corpus_negatives: bool = True) -> None:
+        self.ids = dialogues.select_columns(["utterance_ids"]) if "utterance_ids" in dialogues.column_names else None
+        self.num_turns = np.asarray(dialogues.with_format("numpy")["num_turns"], dtype=np.int64)
+        codes = corpus_codes(dialogues) if same_corpus_negatives else np.zeros(len(dialogues), np.int32)
         self.corpus = codes
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(codes.max() + 2 if len(codes) else 1))
@@ -106,27 +114,17 @@ class DialoguePool:
     def __len__(self) -> int:
         return len(self.num_turns)
 
+    def corpus_members(self, dialogue: int) -> np.ndarray:
+        """The dialogues of ``dialogue``'s corpus, itself included, in order."""
+        return self.members[self.corpus[dialogue]]
+
     def fetch(self, indices: Sequence[int]) -> dict[int, list[list[int]]]:
         """Utterance ids of the given dialogues, one Arrow read for the batch."""
+        if self.ids is None:
+            raise ValueError("this pool holds untokenised dialogues; build it from tokenize_dialogues' output")
         unique = sorted(set(int(i) for i in indices))
         rows = self.ids[unique]["utterance_ids"]
         return dict(zip(unique, rows, strict=True))
-
-    def other_dialogue(self, dialogue: int, rng: random.Random | np.random.Generator) -> int:
-        """A random dialogue of the same corpus that is not ``dialogue`` (any corpus if it is alone)."""
-        members = self.members[self.corpus[dialogue]]
-        if len(members) < 2:
-            members = np.arange(len(self))
-            if len(members) < 2:
-                raise ValueError("drawing a negative needs at least two dialogues")
-        while True:
-            other = int(members[_randrange(rng, len(members))])
-            if other != dialogue:
-                return other
-
-
-def _randrange(rng: random.Random | np.random.Generator, n: int) -> int:
-    return rng.randrange(n) if isinstance(rng, random.Random) else int(rng.integers(n))
 
 
 def _explode(tokenized: Dataset, explode, features: Features, desc: str) -> Dataset:
@@ -196,7 +194,7 @@ def build_pairs(
         out: dict[str, list] = {key: [] for key in features}
         hard = sampler.hard_rows(indices)
         for dialogue, lengths in zip(indices, lengths_batch, strict=True):
-            rng = random.Random(f"{seed}:{dialogue}")
+            rng = context_rng(seed, dialogue)
             positions = range(1, len(lengths)) if every_prefix else [len(lengths) - 1]
             for t in positions:
                 start = 0 if max_turns is None else max(0, t - max_turns)
@@ -204,7 +202,7 @@ def build_pairs(
                 mined = hard[dialogue][t - 1] if dialogue in hard else ()
                 for negative in sampler.draw(dialogue, negatives_per_positive, rng, mined):
                     candidates.append((negative.dialogue, negative.position, 0))
-                context = {"dialogue": dialogue, "start": start, "position": t, "group": -1}
+                context = {"dialogue": dialogue, "start": start, "position": t, "group_id": -1, "candidate_index": -1}
                 context["length"] = _assembled_length(lengths, start, t, lengths[t])
                 if listwise:
                     context["length"] *= len(candidates)  # what the group costs, for length-grouped batching
@@ -249,7 +247,8 @@ def groups_to_pairs(
                 ("candidate_dialogue", g),
                 ("candidate_position", n_context + j),
                 ("label", int(label)),
-                ("group", g),
+                ("group_id", g),
+                ("candidate_index", j),
                 ("length", _assembled_length(lengths, 0, n_context, lengths[n_context + j])),
             ):
                 rows[key].append(value)

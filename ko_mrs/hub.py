@@ -3,11 +3,11 @@
 Trainer already pushes (``push_to_hub``, ``hub_model_id``, ``hub_strategy``, ``hub_private_repo``,
 ``hub_token``); this module adds what it lacks for ko-mrs:
 
-* :func:`build_model_card` writes a card with ``huggingface_hub``'s ``ModelCard``: stage, base model,
-  data, hyperparameters, ``model-index`` results, a usage snippet, limits and the BERT-FP citation;
+* :func:`build_model_card` fills the template ``model_card.md`` with ``ModelCard.from_template``: stage, base
+  model, data, hyperparameters, ``model-index`` results, usage snippets, limits and the BERT-FP citation;
 * :func:`download_last_checkpoint` fetches a repo's ``last-checkpoint/`` so that ``--resume_from_hub``
   continues a run elsewhere (Trainer's ``resume_from_checkpoint`` takes only a local path);
-* :class:`HubPushMixin` reports a failed background checkpoint push instead of dropping it: training
+* :class:`PushFailureReporter` reports a failed background checkpoint push instead of dropping it: training
   goes on, the local checkpoint stays intact, and the next save pushes again (with Trainer's default
   ``hub_always_push=False``, saves made while the failed push is still retrying are not pushed). A
   ``save_model()`` call does not push by itself: :func:`push_final` publishes the run, or exits saying how.
@@ -16,16 +16,19 @@ Trainer already pushes (``push_to_hub``, ``hub_model_id``, ``hub_strategy``, ``h
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, snapshot_download
-from transformers import TrainingArguments
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from checkpoints import require_complete
-from cli_errors import UsageError, first_line
+from ko_mrs.checkpoints import require_complete
+from ko_mrs.cli_errors import UsageError, first_line
+from ko_mrs.preprocessing import DEFAULT_MAX_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,14 @@ CITATION = """@inproceedings{han-etal-2021-fine,
     publisher = "Association for Computational Linguistics",
     pages = "1549--1558",
 }"""
+
+CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
+STAGE_DESCRIPTIONS = {
+    "post-training": "BERT-FP fine-grained post-training (MLM + 3-class utterance relevance classification on short "
+    "dialogue windows). It is an encoder to fine-tune for response selection, not a ranker by itself.",
+    "fine-tuning": "a response selector: a cross-encoder that scores how likely a candidate is the next utterance of "
+    "a dialogue context (2-class softmax, label `next`).",
+}
 
 METRIC_NAMES = {
     "r10@1": "R10@1",
@@ -103,56 +114,14 @@ def download_last_checkpoint(repo_id: str, local_dir: str | Path, *, token: str 
     return require_complete(path, f"--resume_from_hub {repo_id}:")
 
 
-def _usage(stage: str, repo_id: str) -> str:
-    if stage == "fine-tuning":
-        return f'''With ko-mrs installed (`pip install -e .` in a clone of the ko-mrs repository):
-
-```python
-from ranking import ResponseSelector
-
-selector = ResponseSelector.from_pretrained("{repo_id}")
-context = ["차 좀 보러 왔어요.", "어떤 차종을 생각하세요?"]
-candidates = ["가족이 타기 좋은 SUV를 보고 있어요.", "녹차보다는 홍차가 좋아요.", "내일은 비가 온대요."]
-for hit in selector.rank(context, candidates, return_documents=True):
-    print(f"{{hit['score']:.3f}}  {{hit['text']}}")
-```
-
-With plain transformers (the context joined by `[EOT]`, truncated from the left):
-
-```python
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
-model = AutoModelForSequenceClassification.from_pretrained("{repo_id}").eval()
-tokenizer.truncation_side = "left"
-context = ["차 좀 보러 왔어요.", "어떤 차종을 생각하세요?"]
-candidates = ["가족이 타기 좋은 SUV를 보고 있어요.", "녹차보다는 홍차가 좋아요.", "내일은 비가 온대요."]
-batch = tokenizer([" [EOT] ".join(context)] * len(candidates), candidates, padding=True,
-                  truncation="only_first", max_length=256, return_tensors="pt")
-with torch.inference_mode():
-    probabilities = model(**batch).logits.softmax(-1)[:, 1]
-print(probabilities.tolist())
-```'''
-    return f'''The encoder loads with plain transformers, no remote code:
-
-```python
-from transformers import AutoModel, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
-encoder = AutoModel.from_pretrained("{repo_id}")
-hidden = encoder(**tokenizer("차 좀 보러 왔어요. [EOT] 어떤 차종을 생각하세요?", return_tensors="pt")).last_hidden_state
-```
-
-Fine-tune it as a response selector with ko-mrs (`run_fine_tuning.py --model_name_or_path {repo_id}`), or
-load it for sequence classification directly with `AutoModelForSequenceClassification.from_pretrained("{repo_id}")`.
-The post-training class with its MLM and URC heads loads through `auto_map`:
-
-```python
-from transformers import AutoModelForPreTraining
-
-model = AutoModelForPreTraining.from_pretrained("{repo_id}", trust_remote_code=True)
-```'''
+def repository_url() -> str | None:
+    """The project's repository, from the installed package's metadata (``[project.urls]`` in pyproject.toml)."""
+    try:
+        urls = metadata("ko-mrs").get_all("Project-URL") or []
+    except PackageNotFoundError:
+        return None
+    links = dict(entry.split(", ", 1) for entry in urls if ", " in entry)
+    return links.get("Repository")
 
 
 def build_model_card(
@@ -166,7 +135,7 @@ def build_model_card(
     eval_results: dict[str, float] | None = None,
     health: dict[str, Any] | None = None,
 ) -> ModelCard:
-    """A model card for a post-trained (``stage="post-training"``) or fine-tuned model.
+    """A model card for a post-trained (``stage="post-training"``) or fine-tuned model, from ``model_card.md``.
 
     ``health`` (post-training): the collapse monitor's ``initial`` and ``final`` spreads and the run's
     ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived.
@@ -198,7 +167,7 @@ def build_model_card(
         model_name=repo_id.split("/")[-1],
         eval_results=results or None,
     )
-    hyper = {
+    hyperparameters = {
         "learning_rate": args.learning_rate,
         "per_device_train_batch_size": args.per_device_train_batch_size,
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
@@ -212,96 +181,55 @@ def build_model_card(
         "bf16": args.bf16,
         **settings,
     }
-    what = (
-        "BERT-FP fine-grained post-training (MLM + 3-class utterance relevance classification on short "
-        "dialogue windows). It is an encoder to fine-tune for response selection, not a ranker by itself."
-        if stage == "post-training"
-        else "a response selector: a cross-encoder that scores how likely a candidate is the next utterance of "
-        "a dialogue context (2-class softmax, label `next`)."
+    return ModelCard.from_template(
+        data,
+        template_path=str(CARD_TEMPLATE),
+        stage=stage,
+        what=STAGE_DESCRIPTIONS[stage],
+        repo_id=repo_id,
+        base_model_path=base_model,
+        training_data=", ".join(hub_args.card_datasets) or "see the training command",
+        repository_url=repository_url(),
+        max_length=settings.get("max_seq_length", DEFAULT_MAX_LENGTH),
+        eval_name=eval_name,
+        results=results,
+        health=_health_rows(health),
+        hyperparameters=hyperparameters,
+        citation=CITATION,
     )
-    rows = "\n".join(f"| {name} | {value} |" for name, value in hyper.items())
-    metric_rows = "\n".join(f"| {r.metric_name} | {r.metric_value} |" for r in results) or "| (not evaluated) | |"
-    content = f"""---
-{data.to_yaml()}
----
-
-# {repo_id.split("/")[-1]}
-
-Stage: **{stage}**. This model is {what}
-
-- Base model: `{base_model}`
-- Training data: {", ".join(hub_args.card_datasets) or "see the training command"}
-- Trained with [ko-mrs](https://github.com/) (Hugging Face Trainer), a re-implementation of BERT-FP.
-
-## Usage
-
-{_usage(stage, repo_id)}
-
-## Evaluation
-
-On {eval_name} (1 positive among each group's candidates; R@k divides by the number of positives; ties
-count against the positive):
-
-| metric | value |
-|---|---|
-{metric_rows}
-
-{_health_section(health)}## Training hyperparameters
-
-| name | value |
-|---|---|
-{rows}
-
-## Intended use and limits
-
-Intended for ranking candidate replies in Korean retrieval-based dialogue systems and for research on
-response selection. It scores candidates; it does not generate text, and it inherits the topics, style
-and biases of its training dialogues. Scores are not calibrated across domains: check them on your own
-held-out groups before relying on a threshold. Do not use it to make decisions about people.
-
-## Citation
-
-```bibtex
-{CITATION}
-```
-"""
-    return ModelCard(content)
 
 
-def _health_section(health: dict[str, Any] | None) -> str:
+def _health_rows(health: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """The representation-health table's rows: (what, at the start, at the end); none without a start."""
     if not health or not health.get("initial"):
-        return ""
+        return []
     initial, final, metrics = health["initial"], health.get("final") or {}, health.get("metrics") or {}
 
     def cell(values: dict, key: str) -> str:
         return f"{values[key]:.4f}" if key in values else "-"
 
     rows = [
-        f"| probe spread, mean-pooled | {cell(initial, 'probe_spread')} | {cell(final, 'probe_spread')} |",
-        f"| probe spread, [CLS] | {cell(initial, 'probe_spread_cls')} | {cell(final, 'probe_spread_cls')} |",
+        ("probe spread, mean-pooled", cell(initial, "probe_spread"), cell(final, "probe_spread")),
+        ("probe spread, [CLS]", cell(initial, "probe_spread_cls"), cell(final, "probe_spread_cls")),
     ]
     for key, name in (("eval_urc_accuracy", "URC accuracy (held-out windows)"), ("eval_urc_prior", "URC class prior")):
         if key in metrics:
-            rows.append(f"| {name} | - | {metrics[key]:.4f} |")
-    table = "\n".join(rows)
-    return f"""## Representation health
-
-The collapse monitor encodes a fixed batch of held-out pairs before and after post-training; the spread is
-the per-dimension standard deviation across the pairs, averaged over dimensions. A final spread far below
-the start means collapsed representations. URC accuracy at its class prior means the relevance head
-learned nothing.
-
-| | start | end |
-|---|---|---|
-{table}
-
-"""
+            rows.append((name, "-", f"{metrics[key]:.4f}"))
+    return rows
 
 
 class HubPushMixin:
-    """Trainer mixin: our model card, and background pushes whose failures are reported."""
+    """Trainer mixin: our model card, a start-up check of the Hub repo, and background pushes whose failures
+    are reported (:class:`PushFailureReporter`).
 
-    card_builder = None  # a callable returning a ModelCard, set by the run scripts
+    ``card_builder(repo_id)`` makes the card; it is called whenever the card is written (the end of a run, and
+    Trainer's own ``push_to_hub``), so it reports the metrics known by then.
+    """
+
+    def __init__(self, *args, card_builder: Callable[[str], ModelCard] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.card_builder = card_builder
+        self.add_callback(PushFailureReporter(self))
 
     @property
     def card_repo_id(self) -> str:
@@ -311,7 +239,7 @@ class HubPushMixin:
     def create_model_card(self, **kwargs) -> None:
         if self.card_builder is None or not self.is_world_process_zero():
             return
-        self.card_builder().save(Path(self.args.output_dir) / "README.md")
+        self.card_builder(self.card_repo_id).save(Path(self.args.output_dir) / "README.md")
 
     def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
         """Create the repo at start-up; an outage or a refused token stops the run in one line, before training."""
@@ -329,15 +257,26 @@ class HubPushMixin:
         # there would end the run with a raw connection error. The run scripts publish once, with push_final.
         super().save_model(output_dir, _internal_call=True)
 
-    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
-        pending = getattr(self, "push_in_progress", None)
-        before = set(pending.jobs) if pending is not None else set()
-        super()._push_from_checkpoint(checkpoint_folder)
-        jobs = self.push_in_progress.jobs if getattr(self, "push_in_progress", None) is not None else []
-        step = self.state.global_step
-        for job in jobs:
-            if job not in before:
-                job.add_done_callback(lambda future, step=step, folder=checkpoint_folder: _report(future, step, folder))
+
+class PushFailureReporter(TrainerCallback):
+    """Log a warning when a background checkpoint push fails, instead of Trainer dropping the error.
+
+    Trainer starts those pushes inside its checkpoint save and keeps their futures in ``trainer.push_in_progress``
+    (a public attribute; no callback receives the futures themselves). ``on_save`` runs right after the save, so
+    each new future gets a done-callback that reports its step and folder.
+    """
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.seen: set[Future] = set()
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object) -> None:
+        pending = getattr(self.trainer, "push_in_progress", None)
+        folder = str(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+        for job in pending.jobs if pending is not None else []:
+            if job not in self.seen:
+                self.seen.add(job)
+                job.add_done_callback(lambda future, step=state.global_step: _report(future, step, folder))
 
 
 def _report(future: Future, step: int, folder: str) -> None:

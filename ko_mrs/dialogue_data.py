@@ -26,8 +26,10 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Features, Value
 from datasets import Sequence as HFSequence
 
-from cli_errors import UsageError, check_output_file
-from cli_errors import report as report_error
+from ko_mrs.cli_errors import UsageError, check_output_file
+from ko_mrs.cli_errors import report as report_error
+from ko_mrs.negatives import NegativeSampler
+from ko_mrs.preprocessing import DialoguePool
 
 SPLITS = ("train", "validation", "test")
 JSONL_SUFFIXES = {".jsonl", ".json"}
@@ -423,13 +425,6 @@ def split_by_id(dataset: Dataset, seed: int = 0, ratios: tuple[float, float, flo
 # --------------------------------------------------------------------------------------------------
 
 
-def _corpus_index(corpora: Sequence[str]) -> dict[str, list[int]]:
-    index: dict[str, list[int]] = {}
-    for i, name in enumerate(corpora):
-        index.setdefault(name, []).append(i)
-    return index
-
-
 def build_eval_groups(
     dialogues: Dataset,
     *,
@@ -447,24 +442,24 @@ def build_eval_groups(
     """
     if num_candidates < 2:
         raise ValueError(f"num_candidates must be at least 2 (a positive and a negative), got {num_candidates}")
+    # one generator for the whole file (see ko_mrs.negatives): group files written before stay the same groups
     rng = random.Random(seed)
     utterances = dialogues["utterances"]
     corpora = dialogues["corpus"]
-    by_corpus = _corpus_index(corpora) if same_corpus_negatives else {"*": list(range(len(utterances)))}
+    sampler = NegativeSampler(DialoguePool(dialogues, same_corpus_negatives=same_corpus_negatives))
     groups = []
     for d, turns in enumerate(utterances):
         t = rng.randrange(1, len(turns))
         positive = turns[t]
-        pool = by_corpus[corpora[d] if same_corpus_negatives else "*"]
         seen = {positive}
         negatives: list[str] = []
-        for _ in range(100 * num_candidates):
+        # a dialogue alone in its corpus has no negative to offer (the sampler would go to other corpora)
+        alone = len(sampler.pool.corpus_members(d)) < 2
+        for _ in range(0 if alone else 100 * num_candidates):
             if len(negatives) == num_candidates - 1:
                 break
-            other = pool[rng.randrange(len(pool))]
-            if other == d:
-                continue
-            text = rng.choice(utterances[other])
+            negative = sampler.random_negative(d, rng)
+            text = utterances[negative.dialogue][negative.position]
             if text not in seen:
                 seen.add(text)
                 negatives.append(text)

@@ -18,8 +18,8 @@ import yaml
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertConfig, BertForPreTraining, BertTokenizerFast
 
-from dialogue_data import read_dialogues
-from preprocessing import EOT_TOKEN
+from ko_mrs.dialogue_data import read_dialogues
+from ko_mrs.preprocessing import EOT_TOKEN
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", EOT_TOKEN]
 

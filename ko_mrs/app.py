@@ -1,7 +1,9 @@
-"""`mrs-serve` / `app.py`: a Gradio web demo of a response selector; also runs as a Hugging Face Space.
+"""`mrs-serve`: a Gradio web demo of a response selector; also runs as a Hugging Face Space.
 
     mrs-serve --model runs/demo/fine-tuned [--pool replies.txt] [--host 127.0.0.1] [--port 7860]
-    MRS_MODEL=your-name/klue-bert-base-fp-mycorpus-rs python app.py        # a Space sets MRS_MODEL
+    MRS_MODEL=your-name/klue-bert-base-fp-mycorpus-rs python -m ko_mrs.app   # a Space sets MRS_MODEL
+
+A Space's own ``app.py`` is ``from ko_mrs.app import main; main()``.
 
 The **Rank** tab ranks candidate replies to a multi-turn context. The **Chat** tab (with ``--pool``) answers
 each message with the best reply of the pool, scoring every pool reply with the cross-encoder: brute force,
@@ -20,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from demo_corpus import README_EXAMPLE
-from ranking import ResponseSelector
+from ko_mrs import ResponseSelector
+from ko_mrs.demo_corpus import README_EXAMPLE
 
 if TYPE_CHECKING:
     import gradio as gr

@@ -1,8 +1,9 @@
 """Rank candidate responses to a dialogue context with a fine-tuned BERT-FP response selector.
 
 The model is the 2-class ``AutoModelForSequenceClassification`` that fine-tuning saves (label "next": the
-candidate is the true next utterance). Pairs are assembled by ``data_collators.assemble_pair``, the code
-fine-tuning and evaluation use, so a score here is the score the model was trained and evaluated on.
+candidate is the true next utterance). Pairs are assembled and padded by ``data_collators`` and scored by
+``ko_mrs.scoring``, the code fine-tuning and evaluation use, so a score here is the score the model was trained
+and evaluated on: ``sigmoid`` of the log-odds of "next".
 ``ResponseSelector.rank`` returns what sentence-transformers' ``CrossEncoder.rank`` returns, so code written
 against one works with the other.
 
@@ -31,18 +32,19 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from cli_errors import UsageError, check_output_file, report
-from data_collators import assemble_pair, special_ids, uses_token_types
-from dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
-from modeling_mrs import BertForResponseSelection, next_log_odds
+from data_collators import assemble_pair, pad_pairs, special_ids, uses_token_types
+from ko_mrs.cli_errors import UsageError, check_output_file, report
+from ko_mrs.dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
+from ko_mrs.preprocessing import DEFAULT_MAX_LENGTH
+from ko_mrs.scoring import next_label_index, next_scores
+from modeling_mrs import BertForResponseSelection
 
 __all__ = ["ResponseSelector", "main"]
 
-DEFAULT_MAX_LENGTH = 256
-NEXT_LABEL = "next"
 # `rank_batch` scores consecutive items together until they hold this many batches of pairs: enough pairs for
 # sorting by length to remove most padding, few enough to keep memory flat over a long JSONL file.
 BATCHES_PER_CHUNK = 16
+PAD_TO_MULTIPLE_OF = 8  # as the collators pad
 
 Pair = tuple[Sequence[int], Sequence[int]]  # (input_ids, token_type_ids)
 
@@ -75,7 +77,7 @@ class ResponseSelector:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
-        self.next_index = _next_label_index(model.config)
+        self.next_index = next_label_index(model.config)
         self.special = special_ids(tokenizer)
         # the collators' rule, so a pair is scored with the token types it was trained with
         self.use_token_types = uses_token_types(tokenizer)
@@ -259,29 +261,9 @@ class ResponseSelector:
         return [scores[key] for key in keys]
 
     def _next_probabilities(self, pairs: Sequence[Pair]) -> list[float]:
-        width = max(len(input_ids) for input_ids, _ in pairs)
-        padded = [(input_ids, token_types, width - len(input_ids)) for input_ids, token_types in pairs]
-        inputs = {
-            "input_ids": [[*ids, *[self.special.pad] * n] for ids, _, n in padded],
-            "attention_mask": [[1] * len(ids) + [0] * n for ids, _, n in padded],
-        }
-        if self.use_token_types:
-            inputs["token_type_ids"] = [[*types, *[0] * n] for _, types, n in padded]
-        tensors = {key: torch.tensor(value, dtype=torch.long, device=self.device) for key, value in inputs.items()}
-        return torch.sigmoid(next_log_odds(self.model(**tensors).logits, self.next_index)).tolist()
-
-
-def _next_label_index(config: Any) -> int:
-    """Index of the "next" class: from ``id2label``, else 1 for a 2-class model with generic label names.
-
-    A 1-logit model (fine-tuned with ``--loss bce``) is labelled ``{0: "next"}``: its logit is the log-odds.
-    """
-    by_name = {str(label).lower(): int(index) for index, label in (config.id2label or {}).items()}
-    if NEXT_LABEL in by_name:
-        return by_name[NEXT_LABEL]
-    if config.num_labels == 2:
-        return 1
-    raise ValueError(f"expected a 2-class response selection model, got labels {config.id2label}")
+        batch = pad_pairs(pairs, self.special.pad, self.max_length, PAD_TO_MULTIPLE_OF, self.use_token_types)
+        tensors = {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
+        return torch.sigmoid(next_scores(self.model, tensors, self.next_index)).tolist()
 
 
 def _is_hub_id(name: str) -> bool:

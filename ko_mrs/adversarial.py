@@ -6,8 +6,8 @@ it. Every function takes the true reply (and, where it needs them, the context o
 the perturbed reply, or ``None`` where the rule does not apply. They work on Kiwi morphemes (``kiwipiepy``) and
 re-join them with Kiwi, which conjugates stems and picks particle forms (을/를, 이/가) itself.
 
-    python adversarial.py make --dialogues data/demo/test.jsonl --out runs/adversarial/demo.jsonl
-    python adversarial.py evaluate runs/adversarial/demo.jsonl --model runs/demo/fine-tuned
+    mrs-eval make --dialogues data/demo/test.jsonl --out runs/adversarial/demo.jsonl
+    mrs-eval adversarial runs/adversarial/demo.jsonl --model runs/demo/fine-tuned
 
 The suite file has one JSON object a line, ``{"context": [...], "candidates": [{"text": ..., "label": 1},
 {"text": ..., "label": 0}], "type": "negation"}`` (the type may also come from the file name). The evaluator
@@ -28,9 +28,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from bm25_baseline import bm25_scores
-from cli_errors import UsageError, check_output_file, cli_main
-from negatives import normalise
+from ko_mrs.bm25 import bm25_scores
+from ko_mrs.cli_errors import UsageError, check_output_file, cli_main
+from ko_mrs.negatives import normalise
 
 __all__ = [
     "PERTURBATIONS",
@@ -647,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str] | None = None) -> AdversarialReport | int:
-    from dialogue_data import read_dialogues, write_jsonl
+    from ko_mrs.dialogue_data import read_dialogues, write_jsonl
 
     args = build_parser().parse_args(argv)
     if args.command == "make":
@@ -663,7 +663,7 @@ def run(argv: list[str] | None = None) -> AdversarialReport | int:
         return len(pairs)
     output = check_output_file(args.output, "--output") if args.output else None
     records = read_adversarial_files(args.files)
-    from ranking import ResponseSelector
+    from ko_mrs.ranking import ResponseSelector
 
     selector = ResponseSelector.from_pretrained(args.model)
     report = evaluate_adversarial(records, selector.score)

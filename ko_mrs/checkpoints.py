@@ -26,7 +26,7 @@ from pathlib import Path
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
-from cli_errors import UsageError
+from ko_mrs.cli_errors import UsageError
 
 logger = logging.getLogger(__name__)
 
