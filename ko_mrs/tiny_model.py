@@ -25,15 +25,37 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", EOT_TOKEN]
 
 
 def train_wordpiece(texts: Iterator[str], *, vocab_size: int, min_frequency: int = 2, lowercase: bool = False):
-    """A BERT-style WordPiece tokenizer; accents are kept, since stripping them breaks Hangul."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=False, clean_text=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS
+    """A BERT-style WordPiece tokenizer; accents are kept, since stripping them breaks Hangul.
+
+    Deterministic: `tokenizers`' trainer numbers the ``##`` continuation pieces in hash-map order, which then breaks
+    ties between equally frequent merges differently from run to run (huggingface/tokenizers#1794), so the same
+    corpus gave a different vocabulary, model and demo numbers each time. Here every ``##`` piece of the corpus's
+    alphabet is registered up front, in sorted order, and the trained vocabulary is rebuilt without them as
+    special tokens.
+    """
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=False, clean_text=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    texts = list(texts)
+    alphabet = sorted(
+        {
+            char
+            for text in texts
+            for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+            for char in word[1:]
+        }
     )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[*SPECIAL_TOKENS, *(f"##{char}" for char in alphabet)],
+    )
+    draft = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    draft.normalizer, draft.pre_tokenizer = normalizer, pre_tokenizer
+    draft.train_from_iterator(texts, trainer=trainer)
+    tokenizer = Tokenizer(models.WordPiece(vocab=draft.get_vocab(), unk_token="[UNK]"))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizer
+    tokenizer.decoder = decoders.WordPiece()
+    tokenizer.add_special_tokens(SPECIAL_TOKENS)
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
