@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_dir", default="data/demo")
     parser.add_argument("--run_dir", default="runs/demo")
     parser.add_argument("--quick", action="store_true", help="a few steps per stage (used by the tests)")
+    parser.add_argument("--seed", type=int, default=42, help="training seed of both stages (the corpus stays the same)")
     args = parser.parse_args(argv)
     hf_logging.set_verbosity_warning()
     data_dir, run_dir = Path(args.data_dir), Path(args.run_dir)
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"saved to {tiny}")
     datasets.enable_progress_bars()
 
-    quick = ["--max_steps", "4", "--logging_steps", "2"] if args.quick else []
+    stage_args = ["--max_steps", "4", "--logging_steps", "2"] if args.quick else []
+    stage_args += ["--seed", str(args.seed)]
     banner("3/5  BERT-FP post-training: MLM + utterance relevance classification")
     post_dir = run_dir / "post-trained"
     post = run_script(
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             "--train_files", str(files["train"]),
             "--validation_files", str(files["validation"]),
             "--output_dir", str(post_dir),
-            *quick,
+            *stage_args,
         ],
         post_dir / "eval_results.json",
     )  # fmt: skip
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             "--validation_groups", str(groups_dir / "validation.jsonl"),
             "--test_groups", str(groups_dir / "test.jsonl"),
             "--output_dir", str(fine_dir),
-            *quick,
+            *stage_args,
         ],
         fine_dir / "test_results.json",
     )  # fmt: skip
