@@ -55,6 +55,7 @@ from ko_mrs.training import (
     detect_last_checkpoint,
     parse_args,
     setup_logging,
+    train_resuming,
 )
 from modeling_mrs import BertForResponseSelection
 
@@ -244,7 +245,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         card_builder=card,
     )
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=detect_last_checkpoint(training_args, hub_args))
+        result = train_resuming(trainer, detect_last_checkpoint(training_args, hub_args))
         trainer.save_model()
         result.metrics["train_samples"] = len(train_pairs)
         trainer.log_metrics("train", result.metrics)

@@ -39,6 +39,7 @@ from ko_mrs.training import (
     parse_args,
     planned_steps,
     setup_logging,
+    train_resuming,
 )
 from modeling_mrs import prepare_model_for_post_training
 
@@ -202,7 +203,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     )
     metrics: dict[str, float] = {}
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=detect_last_checkpoint(training_args, hub_args))
+        result = train_resuming(trainer, detect_last_checkpoint(training_args, hub_args))
         trainer.save_model()
         result.metrics.update({f"train_{key}": value for key, value in monitor.report(model).items()})
         metrics.update(result.metrics)

@@ -29,6 +29,7 @@ from transformers import (
     TrainerState,
     TrainingArguments,
 )
+from transformers.trainer_utils import TrainOutput
 
 from ko_mrs.checkpoints import CrashSafeCheckpointMixin, find_resumable_checkpoint, require_complete
 from ko_mrs.cli_errors import EXIT_USAGE, UsageError
@@ -144,6 +145,23 @@ def detect_last_checkpoint(training_args: TrainingArguments, hub_args: HubArgume
     if last is not None:
         logger.info("Resuming from the last checkpoint %s", last)
     return last
+
+
+def train_resuming(trainer: Trainer, checkpoint: str | None) -> TrainOutput:
+    """``trainer.train`` from ``checkpoint``; a checkpoint of another model (say, a rebuilt vocabulary) is one line.
+
+    Without this, resuming from weights of another shape ends in ``load_state_dict``'s multi-line traceback.
+    """
+    try:
+        return trainer.train(resume_from_checkpoint=checkpoint)
+    except RuntimeError as error:
+        if checkpoint is None or "Error(s) in loading state_dict" not in str(error):
+            raise
+        detail = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), "")
+        raise UsageError(
+            f"{checkpoint}: this checkpoint does not fit the model being trained ({detail}); "
+            "move it away or choose another --output_dir"
+        ) from error
 
 
 def planned_steps(args: TrainingArguments, num_examples: int) -> int:

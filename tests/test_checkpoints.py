@@ -162,3 +162,21 @@ def test_sigkill_then_rerun_resumes_to_the_same_end(tiny_setup: dict[str, Path],
     assert trial.mode == "save+random"
     assert trial.in_save and trial.set_aside >= 1  # a kill landed while a checkpoint was being written
     assert trial.passed, trial
+
+
+def test_a_checkpoint_of_another_model_is_one_line_not_a_traceback() -> None:
+    from ko_mrs.cli_errors import UsageError
+    from ko_mrs.training import train_resuming
+
+    class Mismatched:
+        def train(self, resume_from_checkpoint=None):
+            raise RuntimeError(
+                "Error(s) in loading state_dict for BertForResponseSelection:\n\tsize mismatch for "
+                "bert.embeddings.word_embeddings.weight: copying a param with shape [6291, 128]"
+            )
+
+    with pytest.raises(UsageError, match=r"out/checkpoint-4: this checkpoint does not fit .*size mismatch") as caught:
+        train_resuming(Mismatched(), "out/checkpoint-4")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(RuntimeError):  # without a checkpoint it is not the user's checkpoint: left as it is
+        train_resuming(Mismatched(), None)
