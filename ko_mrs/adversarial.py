@@ -24,13 +24,12 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ko_mrs.bm25 import bm25_scores
 from ko_mrs.cli_errors import UsageError, check_output_file, cli_main
-from ko_mrs.negatives import normalise
+from ko_mrs.negatives import kiwi, normalise
 
 __all__ = [
     "PERTURBATIONS",
@@ -126,13 +125,6 @@ _PLAIN_NOUNS = {
 }
 
 
-@cache
-def _kiwi():
-    from kiwipiepy import Kiwi
-
-    return Kiwi()
-
-
 class Morph(NamedTuple):
     """A Kiwi morpheme and the characters of the text it came from (``end`` exclusive)."""
 
@@ -144,7 +136,7 @@ class Morph(NamedTuple):
 
 def morphemes(text: str) -> list[Morph]:
     """Kiwi's analysis, tags without their regular/irregular suffix (``VV-R`` -> ``VV``)."""
-    return [Morph(t.form, t.tag.split("-")[0], t.start, t.start + t.len) for t in _kiwi().tokenize(text)]
+    return [Morph(t.form, t.tag.split("-")[0], t.start, t.start + t.len) for t in kiwi().tokenize(text)]
 
 
 class Edit(NamedTuple):
@@ -175,7 +167,7 @@ def _apply(text: str, parts: Sequence[Morph], *edits: Edit) -> str:
         lo, hi = min(inside[0], edit.first), max(inside[-1] + 1, edit.last)
         merged = [(m.form, m.tag) for m in parts[lo : edit.first]] + list(edit.new)
         merged += [(m.form, m.tag) for m in parts[edit.last : hi]]
-        joined = _kiwi().join(merged) if merged else ""
+        joined = kiwi().join(merged) if merged else ""
         if not joined:  # a whole eojeol went away: so does the space after it
             b = len(text) - len(text[b:].lstrip())
         out += [text[cursor:a], joined]
@@ -391,8 +383,8 @@ def interrogative(reply: str) -> str | None:
     return _changed(reply, _apply(reply, parts, Edit(end, last, ((ending, "EF"), (punctuation, "SF")))))
 
 
-def context_keyword(context: Sequence[str], document_frequency: Counter[str] | None = None) -> str | None:
-    """The context's most telling noun: most frequent, then rarest in ``document_frequency``, then latest.
+def context_keyword(context: Sequence[str]) -> str | None:
+    """The context's most telling noun: the most frequent, the latest turn breaking ties.
 
     Common nouns (오늘, 정도, ...) are never the keyword: a keyword matcher keys on what the dialogue is about.
     """
@@ -405,8 +397,7 @@ def context_keyword(context: Sequence[str], document_frequency: Counter[str] | N
                 latest[m.form] = turn_index
     if not counts:
         return None
-    df = document_frequency or Counter()
-    return max(counts, key=lambda noun: (counts[noun], -df[noun], latest[noun]))
+    return max(counts, key=lambda noun: (counts[noun], latest[noun]))
 
 
 def topic(
@@ -414,7 +405,6 @@ def topic(
     context: Sequence[str],
     others: Sequence[str],
     rng: random.Random,
-    document_frequency: Counter[str] | None = None,
 ) -> str | None:
     """Keep the context's keyword, change what the reply is about: an utterance of another dialogue whose first
     noun is replaced by the context's keyword (the README's trap, 저는 농구를 좋아합니다 -> 저는 차를 좋아합니다).
@@ -423,7 +413,7 @@ def topic(
     ...       ["저는 농구를 좋아합니다."], random.Random(0))
     '저는 차를 좋아합니다.'
     """
-    keyword = context_keyword(context, document_frequency)
+    keyword = context_keyword(context)
     if keyword is None:
         return None
     for other in rng.sample(list(others), min(len(others), 8)):
@@ -452,7 +442,7 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
     Perturbation("subject_object_swap", lambda reply, context, others, rng: subject_object_swap(reply)),
     Perturbation("lexical_contradiction", lambda reply, context, others, rng: lexical_contradiction(reply)),
     Perturbation("interrogative", lambda reply, context, others, rng: interrogative(reply)),
-    Perturbation("topic", lambda reply, context, others, rng, df=None: topic(reply, context, others, rng, df)),
+    Perturbation("topic", topic),
 )
 TYPES = tuple(p.name for p in PERTURBATIONS)
 

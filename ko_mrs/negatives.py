@@ -98,7 +98,8 @@ def normalise(text: str) -> str:
 
 
 @cache
-def _kiwi():
+def kiwi():
+    """The one Kiwi analyser (mining and the adversarial perturbations share it): loading its model takes seconds."""
     from kiwipiepy import Kiwi  # its model ships in the wheel; imported only when chosen
 
     return Kiwi(num_workers=-1)  # -1: a thread per core
@@ -106,7 +107,7 @@ def _kiwi():
 
 def _kiwi_terms(texts: Sequence[str]) -> list[list[str]]:
     """Kiwi analyses the whole list in one call, on all cores: 40,000 single calls would take minutes."""
-    return [[t.form for t in tokens if t.tag.startswith(_KIWI_CONTENT)] for tokens in _kiwi().tokenize(list(texts))]
+    return [[t.form for t in tokens if t.tag.startswith(_KIWI_CONTENT)] for tokens in kiwi().tokenize(list(texts))]
 
 
 def lexical_tokenizer(name: str) -> Callable[[Sequence[str]], list[list[str]]]:
