@@ -28,6 +28,7 @@ from transformers import (
 )
 
 from data_collators import ResponseSelectionCollator
+from ko_mrs.adversarial import evaluate_adversarial, read_adversarial_files
 from ko_mrs.cli_errors import UsageError, cli_main
 from ko_mrs.dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues
 from ko_mrs.fine_tuning import (
@@ -50,6 +51,7 @@ from ko_mrs.preprocessing import (
     groups_to_pairs,
     tokenize_dialogues,
 )
+from ko_mrs.ranking import ResponseSelector
 from ko_mrs.training import (
     apply_config_overrides,
     detect_last_checkpoint,
@@ -116,6 +118,13 @@ class DataArguments:
     max_train_samples: int | None = field(default=None)
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Evaluations without gain."})
     bm25_baseline: bool = field(default=True, metadata={"help": "Also score BM25 on the same groups."})
+    adversarial_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Adversarial suites (JSONL, `mrs-eval make`): after training, pairwise accuracy per perturbation "
+            "type beside BM25, saved as adversarial_results.json and put in the model card's model-index."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.hard_negative_ratio <= 1.0:
@@ -141,6 +150,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     # group files are read only for the stages that use them, so a config naming them runs without them
     validation_groups = read_eval_groups(data_args.validation_groups) if training_args.do_eval else None
     test_groups = read_eval_groups(data_args.test_groups) if training_args.do_predict else None
+    # read before training, so a bad suite fails in seconds rather than after the run
+    adversarial = read_adversarial_files(data_args.adversarial_files) if data_args.adversarial_files else None
 
     train_pairs = train_collator = None
     if training_args.do_train:
@@ -205,6 +216,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     model.config.mrs_max_turns = data_args.max_turns
 
     metrics: dict[str, float] = {}
+    adversarial_results: dict[str, float] = {}
 
     def card(repo_id: str):
         # test results when there are some, else validation results; keys like "test_r10@1" -> "r10@1"
@@ -226,6 +238,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             },
             hub_args=hub_args,
             eval_results={k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
+            adversarial_results=adversarial_results,
         )
 
     callbacks = []
@@ -276,6 +289,14 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 output.label_ids,
             )
             logger.info("test groups: %s\n%s", data_args.test_groups, format_metrics_table(table))
+    if adversarial is not None and trainer.is_world_process_zero():
+        selector = ResponseSelector(
+            trainer.model, tokenizer, max_length=data_args.max_seq_length, batch_size=training_args.eval_batch_size
+        )
+        report = evaluate_adversarial(adversarial, selector.score)
+        adversarial_results.update(report.metrics(prefix=""))
+        trainer.save_metrics("adversarial", adversarial_results, combined=False)
+        logger.info("adversarial suites: %s\n%s", ", ".join(data_args.adversarial_files), report.table())
     trainer.create_model_card()  # the card beside the weights, pushed or not, with the final numbers
     if training_args.push_to_hub:
         push_final(trainer)

@@ -580,7 +580,11 @@ class AdversarialReport:
         return total
 
     def metrics(self, prefix: str = "adversarial_") -> dict[str, float]:
-        out = {f"{prefix}{name}_accuracy": entry.accuracy for name, entry in sorted(self.types.items())}
+        """``{prefix}{type}_accuracy`` and ``{prefix}{type}_bm25_accuracy`` per type, then the overall pair."""
+        out: dict[str, float] = {}
+        for name, entry in sorted(self.types.items()):
+            out[f"{prefix}{name}_accuracy"] = entry.accuracy
+            out[f"{prefix}{name}_bm25_accuracy"] = entry.bm25_accuracy
         out[f"{prefix}accuracy"] = self.overall.accuracy
         out[f"{prefix}bm25_accuracy"] = self.overall.bm25_accuracy
         return out

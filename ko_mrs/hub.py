@@ -134,11 +134,14 @@ def build_model_card(
     hub_args: HubArguments,
     eval_results: dict[str, float] | None = None,
     health: dict[str, Any] | None = None,
+    adversarial_results: dict[str, float] | None = None,
 ) -> ModelCard:
     """A model card for a post-trained (``stage="post-training"``) or fine-tuned model, from ``model_card.md``.
 
     ``health`` (post-training): the collapse monitor's ``initial`` and ``final`` spreads and the run's
     ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived.
+    ``adversarial_results``: ``AdversarialReport.metrics(prefix="")`` of the run's adversarial suites, which the
+    model-index carries per perturbation type.
     """
     if stage not in ("post-training", "fine-tuning"):
         raise ValueError(f"stage must be 'post-training' or 'fine-tuning', got {stage!r}")
@@ -155,6 +158,19 @@ def build_model_card(
         )
         for key, value in (eval_results or {}).items()
         if key in METRIC_NAMES
+    ]
+    adversarial = _adversarial_rows(adversarial_results)
+    results += [
+        EvalResult(
+            task_type="text-ranking",
+            task_name="Adversarial response selection (pairwise)",
+            dataset_type="adversarial-suite",
+            dataset_name="ko-mrs adversarial suite",
+            metric_type="accuracy" if kind == "overall" else f"accuracy_{kind}",
+            metric_name=f"pairwise accuracy ({kind})",
+            metric_value=round(model_accuracy, 4),
+        )
+        for kind, model_accuracy, _ in adversarial
     ]
     data = ModelCardData(
         language="ko",
@@ -194,9 +210,23 @@ def build_model_card(
         eval_name=eval_name,
         results=results,
         health=_health_rows(health),
+        adversarial=adversarial,
         hyperparameters=hyperparameters,
         citation=CITATION,
     )
+
+
+def _adversarial_rows(results: dict[str, float] | None) -> list[tuple[str, float, float]]:
+    """(type, model accuracy, BM25 accuracy) per perturbation type, then overall, from ``AdversarialReport.metrics``."""
+    if not results:
+        return []
+    kinds = [
+        key.removesuffix("_accuracy")
+        for key in sorted(results)
+        if key.endswith("_accuracy") and not key.endswith("bm25_accuracy") and key != "accuracy"
+    ]
+    rows = [(kind, results[f"{kind}_accuracy"], results[f"{kind}_bm25_accuracy"]) for kind in kinds]
+    return [*rows, ("overall", results["accuracy"], results["bm25_accuracy"])]
 
 
 def _health_rows(health: dict[str, Any] | None) -> list[tuple[str, str, str]]:
