@@ -28,7 +28,7 @@ from transformers import (
 )
 
 from data_collators import ResponseSelectionCollator
-from ko_mrs.adversarial import evaluate_adversarial, read_adversarial_files
+from ko_mrs.adversarial import evaluate_adversarial, generate_negatives, read_adversarial_files
 from ko_mrs.cli_errors import UsageError, cli_main
 from ko_mrs.dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues
 from ko_mrs.fine_tuning import (
@@ -111,6 +111,14 @@ class DataArguments:
     hard_negative_pool_top_k: int = field(
         default=10, metadata={"help": "Hard negatives are drawn from this many best BM25 hits per context."}
     )
+    adversarial_negative_ratio: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of negatives that are rule-based perturbations of the context's own true reply (negation, "
+            "tense, swaps, antonyms, question <-> statement, repetition, topic: ko_mrs/adversarial.py), generated "
+            "once with Kiwi and cached; the rest are hard (--hard_negative_ratio) or random."
+        },
+    )
     max_turns: int | None = field(default=None, metadata={"help": "Keep at most this many latest context turns."})
     max_seq_length: int = field(default=DEFAULT_MAX_LENGTH)
     same_corpus_negatives: bool = field(default=True)
@@ -129,6 +137,11 @@ class DataArguments:
     def __post_init__(self) -> None:
         if not 0.0 <= self.hard_negative_ratio <= 1.0:
             raise UsageError(f"--hard_negative_ratio must be within [0, 1], got {self.hard_negative_ratio}")
+        if not 0.0 <= self.adversarial_negative_ratio <= 1.0 - self.hard_negative_ratio:
+            raise UsageError(
+                f"--adversarial_negative_ratio must be within [0, 1 - hard_negative_ratio], got "
+                f"{self.adversarial_negative_ratio} beside --hard_negative_ratio {self.hard_negative_ratio}"
+            )
         if self.hard_negative_pool_top_k < 1:
             raise UsageError(f"--hard_negative_pool_top_k must be at least 1, got {self.hard_negative_pool_top_k}")
 
@@ -163,7 +176,11 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 logger.info("read %s", report)
             require_two_dialogues(dialogues, data_args.train_files)
             tokenized = tokenize_dialogues(dialogues, tokenizer)
-            pool = DialoguePool(tokenized, same_corpus_negatives=data_args.same_corpus_negatives)
+            generated = extra = None
+            if data_args.adversarial_negative_ratio > 0:
+                generated = generate_negatives(dialogues, seed=training_args.seed)
+                extra = tokenize_dialogues(generated.texts, tokenizer)
+            pool = DialoguePool(tokenized, same_corpus_negatives=data_args.same_corpus_negatives, extra=extra)
             hard = None
             if data_args.hard_negative_ratio > 0:
                 hard = mine_hard_negatives(
@@ -180,7 +197,13 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 max_turns=data_args.max_turns,
                 seed=training_args.seed,
                 listwise=training_args.loss == "listwise",
-                sampler=NegativeSampler(pool, hard, data_args.hard_negative_ratio),
+                sampler=NegativeSampler(
+                    pool,
+                    hard,
+                    data_args.hard_negative_ratio,
+                    None if generated is None else generated.lists,
+                    data_args.adversarial_negative_ratio,
+                ),
             )
         if data_args.max_train_samples is not None:
             train_pairs = train_pairs.select(range(min(data_args.max_train_samples, len(train_pairs))))
@@ -231,6 +254,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 "negatives_per_positive": data_args.negatives_per_positive,
                 "hard_negative_ratio": data_args.hard_negative_ratio,
                 "hard_negative_tokenizer": data_args.hard_negative_tokenizer,
+                "adversarial_negative_ratio": data_args.adversarial_negative_ratio,
                 "max_turns": data_args.max_turns,
                 "max_seq_length": data_args.max_seq_length,
                 "loss": training_args.loss,

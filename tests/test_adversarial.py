@@ -154,7 +154,8 @@ def test_bad_suite_lines_are_one_line_errors(tmp_path: Path, line: str, field: s
 def test_fine_tuning_scores_adversarial_files_into_results_and_model_index(
     tiny_setup: dict[str, Path], tmp_path: Path
 ) -> None:
-    """``--adversarial_files``: per-type accuracy beside BM25 is saved and the card's model-index carries it."""
+    """``--adversarial_files``: per-type accuracy beside BM25 is saved and the card's model-index carries it; the
+    run trains with generated adversarial negatives too (``--adversarial_negative_ratio``)."""
     import run_fine_tuning
 
     suite = _write(
@@ -179,7 +180,8 @@ def test_fine_tuning_scores_adversarial_files_into_results_and_model_index(
     run_fine_tuning.run(
         [
             "--model_name_or_path", str(tiny_setup["model"]), "--train_files", str(tiny_setup["train"]),
-            "--adversarial_files", str(suite), "--output_dir", str(out), "--do_train", "--max_steps", "2",
+            "--adversarial_files", str(suite), "--adversarial_negative_ratio", "0.5",
+            "--output_dir", str(out), "--do_train", "--max_steps", "2",
             "--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true",
         ]
     )  # fmt: skip
@@ -192,6 +194,7 @@ def test_fine_tuning_scores_adversarial_files_into_results_and_model_index(
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "type: accuracy_negation" in card and "type: accuracy_tense" in card
     assert "| overall |" in card and "### Adversarial suite" in card
+    assert "| adversarial_negative_ratio | 0.5 |" in card
 
 
 def test_a_bad_adversarial_file_stops_fine_tuning_before_training(tiny_setup: dict[str, Path], tmp_path: Path) -> None:
