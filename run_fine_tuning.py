@@ -50,6 +50,7 @@ from ko_mrs.preprocessing import (
     groups_to_pairs,
     tokenize_dialogues,
 )
+from ko_mrs.session_training import train_session
 from ko_mrs.training import (
     apply_config_overrides,
     detect_last_checkpoint,
@@ -116,6 +117,17 @@ class DataArguments:
     max_train_samples: int | None = field(default=None)
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Evaluations without gain."})
     bm25_baseline: bool = field(default=True, metadata={"help": "Also score BM25 on the same groups."})
+    task: str = field(
+        default="selection",
+        metadata={
+            "help": "selection: the response selector; session: the URC head alone as a same-session classifier "
+            "(ko_mrs/session_training.py; uses train_files, validation_files, max_turns, max_seq_length).",
+            "choices": ("selection", "session"),
+        },
+    )
+    validation_files: list[str] = field(
+        default_factory=list, metadata={"help": "--task session: held-out dialogues for --do_eval."}
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.hard_negative_ratio <= 1.0:
@@ -130,6 +142,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     model_args, data_args, training_args, hub_args = parse_args(parser, argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
+    if data_args.task == "session":
+        return train_session(model_args, data_args, training_args, hub_args)
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     add_eot_token(tokenizer)
