@@ -18,8 +18,9 @@ near 1 opens a session only on a confident "another dialogue"; a lower one split
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -42,9 +43,17 @@ from data_collators import (
     uses_token_types,
 )
 from ko_mrs.cli_errors import UsageError, check_output_file, report
-from ko_mrs.dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
+from ko_mrs.dialogue_data import write_jsonl
 from ko_mrs.preprocessing import DEFAULT_MAX_LENGTH
-from ko_mrs.ranking import PAD_TO_MULTIPLE_OF, _check_strings, _is_hub_id, _resolve_device
+from ko_mrs.ranking import (
+    PAD_TO_MULTIPLE_OF,
+    _check_strings,
+    _model_source,
+    _nonblank_turns,
+    _positive_int,
+    _read_jsonl,
+    _resolve_device,
+)
 from modeling_mrs import BertForFineGrainedPostTraining
 
 __all__ = ["DEFAULT_CONTEXT_TURNS", "Segmentation", "SessionClassifier", "assign_sessions", "main", "urc_metrics"]
@@ -187,13 +196,7 @@ class SessionClassifier:
         A checkpoint without one (a plain BERT, a fine-tuned response selector) is refused: the head would be random.
         ``hub_kwargs`` (``revision``, ``token``, ``cache_dir``, ...) go to the tokenizer and the model.
         """
-        local = Path(model_name_or_path).expanduser()
-        if local.exists():
-            source, tried = str(local), f"local path {local}"
-        elif _is_hub_id(model_name_or_path):
-            source, tried = model_name_or_path, f"Hub repo {model_name_or_path!r} (there is no local path of that name)"
-        else:
-            raise FileNotFoundError(f"model not found: {model_name_or_path} does not exist and is not a Hub repo id")
+        source, tried = _model_source(model_name_or_path)
         resolved_device = _resolve_device(device)
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
@@ -327,10 +330,7 @@ def _check_stream(utterances: Any) -> None:
 def _check_context(context: Any) -> list[str]:
     """The non-blank context turns (blank ones would only add an empty turn); at least one."""
     _check_strings("context", context)
-    turns = [turn for turn in context if turn.strip()]
-    if not turns:
-        raise ValueError("context must contain at least one non-empty utterance")
-    return turns
+    return _nonblank_turns(context)
 
 
 # ----------------------------------------------------------------------------------------------------------- CLI
@@ -372,13 +372,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
 def _probability(value: str) -> float:
     number = float(value)
     if not 0.0 < number < 1.0:
@@ -392,11 +385,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_output_file(args.output, "--output")
         # Check every line before loading the model, so a typo on the last line does not cost a whole run.
-        count = sum(1 for _ in _read_jsonl(args.input, args.command))
+        check = functools.partial(_check_item, command=args.command)
+        count = sum(1 for _ in _read_jsonl(args.input, check))
         if not count:
             raise UsageError(f"{args.input}: holds no items (one JSON object per line is expected)")
         classifier = _load(args)
-        items = tqdm(_read_jsonl(args.input, args.command), total=count, desc="Judging", unit="item")
+        items = tqdm(_read_jsonl(args.input, check), total=count, desc="Judging", unit="item")
         write_jsonl((_answer(classifier, item, args) for item in items), args.output)
     except UsageError as err:
         return report("mrs-session", err)
@@ -441,21 +435,6 @@ def _check_item(item: Mapping[str, Any], command: str) -> None:
         _check_utterances(item["utterances"])
     else:
         _check_stream(item["utterances"])
-
-
-def _read_jsonl(path: Path, command: str) -> Iterator[dict[str, Any]]:
-    """Items of a JSONL file (blank lines skipped); a bad line raises a UsageError naming file, line and field."""
-    try:
-        for line_number, item in iter_json_objects(path, "an item"):
-            try:
-                _check_item(item, command)
-            except (TypeError, ValueError) as err:
-                raise UsageError(f"{path}:{line_number}: {err}") from err
-            yield item
-    except DialogueFormatError as err:
-        raise UsageError(str(err)) from err
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err}") from err
 
 
 if __name__ == "__main__":
