@@ -31,7 +31,7 @@ from data_collators import PostTrainingCollator  # noqa: E402
 from ko_mrs.dialogue_data import read_dialogues, split_by_id  # noqa: E402
 from ko_mrs.post_training import EVAL_EPOCH  # noqa: E402
 from ko_mrs.preprocessing import DialoguePool, build_windows, tokenize_dialogues  # noqa: E402
-from ko_mrs.session import SessionClassifier, assign_sessions, urc_metrics  # noqa: E402
+from ko_mrs.session import DEFAULT_CONTEXT_TURNS, SessionClassifier, assign_sessions, urc_metrics  # noqa: E402
 from ko_mrs.session_eval import (  # noqa: E402
     LexicalScorer,
     boundary_metrics,
@@ -42,7 +42,7 @@ from ko_mrs.session_eval import (  # noqa: E402
     oracle_context_auc,
 )
 
-THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
+THRESHOLDS = (*(round(0.05 * k, 2) for k in range(1, 20)), 0.97, 0.99)  # P(another session) at which a new one opens
 CHANCE_DRAWS = 20
 
 
@@ -161,7 +161,7 @@ def table(header: list[str], rows: list[list]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help="post-trained model(s)")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="post-trained model(s)")
     parser.add_argument("--data", nargs="+", default=[str(ROOT.parent / "shared/data/en/xpersona/test.jsonl")])
     parser.add_argument("--streams", type=int, default=60, help="test streams per task (the dev half gets half)")
     parser.add_argument("--windows", type=int, default=2000, help="held-out windows for the URC metrics")
@@ -184,7 +184,7 @@ def main() -> None:
             "interleaved": interleaved_streams(texts, ids, num_streams=count, seed=args.seed),
         }
     lexical = LexicalScorer([u for d in dialogues["utterances"] for u in d])
-    turns = None
+    turns = DEFAULT_CONTEXT_TURNS  # the lexical baseline's too; a model's own replaces it
     rows, windows = [], {}
     for spec in args.model:
         name, _, path = spec.partition("=")
