@@ -52,6 +52,7 @@ from ko_mrs.preprocessing import (
     tokenize_dialogues,
 )
 from ko_mrs.ranking import ResponseSelector
+from ko_mrs.session_training import train_session
 from ko_mrs.training import (
     apply_config_overrides,
     detect_last_checkpoint,
@@ -133,6 +134,17 @@ class DataArguments:
             "type beside BM25, saved as adversarial_results.json and put in the model card's model-index."
         },
     )
+    task: str = field(
+        default="selection",
+        metadata={
+            "help": "selection: the response selector; session: the URC head alone as a same-session classifier "
+            "(ko_mrs/session_training.py; uses train_files, validation_files, max_turns, max_seq_length).",
+            "choices": ("selection", "session"),
+        },
+    )
+    validation_files: list[str] = field(
+        default_factory=list, metadata={"help": "--task session: held-out dialogues for --do_eval."}
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.hard_negative_ratio <= 1.0:
@@ -152,6 +164,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     model_args, data_args, training_args, hub_args = parse_args(parser, argv)
     setup_logging(training_args)
     set_seed(training_args.seed)
+    if data_args.task == "session":
+        return train_session(model_args, data_args, training_args, hub_args)
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     add_eot_token(tokenizer)

@@ -47,6 +47,8 @@ CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 STAGE_DESCRIPTIONS = {
     "post-training": "BERT-FP fine-grained post-training (MLM + 3-class utterance relevance classification on short "
     "dialogue windows). It is an encoder to fine-tune for response selection, not a ranker by itself.",
+    "session": "a same-session classifier: the BERT-FP utterance relevance head trained alone (ko-mrs `--task "
+    "session`), judging whether an utterance belongs to a conversation.",
     "fine-tuning": "a response selector: a cross-encoder that scores how likely a candidate is the next utterance of "
     "a dialogue context (2-class softmax, label `next`).",
 }
@@ -143,8 +145,8 @@ def build_model_card(
     ``adversarial_results``: ``AdversarialReport.metrics(prefix="")`` of the run's adversarial suites, which the
     model-index carries per perturbation type.
     """
-    if stage not in ("post-training", "fine-tuning"):
-        raise ValueError(f"stage must be 'post-training' or 'fine-tuning', got {stage!r}")
+    if stage not in STAGE_DESCRIPTIONS:
+        raise ValueError(f"stage must be one of {', '.join(STAGE_DESCRIPTIONS)}, got {stage!r}")
     eval_name = hub_args.card_eval_dataset or "held-out groups"
     results = [
         EvalResult(
@@ -211,6 +213,7 @@ def build_model_card(
         results=results,
         health=_health_rows(health),
         adversarial=adversarial,
+        session=_session_rows((health or {}).get("metrics") or {}),
         hyperparameters=hyperparameters,
         citation=CITATION,
     )
@@ -246,6 +249,19 @@ def _health_rows(health: dict[str, Any] | None) -> list[tuple[str, str, str]]:
         if key in metrics:
             rows.append((name, "-", f"{metrics[key]:.4f}"))
     return rows
+
+
+def _session_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """The held-out URC numbers the card's session section shows: accuracy per class and the same-session AUC."""
+    # without class 2 the head is the 2-class ablation, whose class 1 is the next utterance
+    same = "another utterance of the same dialogue" if "eval_urc_accuracy_class_2" in metrics else "the next one"
+    names = {
+        "eval_urc_accuracy_class_0": "accuracy, utterance of another dialogue",
+        "eval_urc_accuracy_class_1": f"accuracy, {same}",
+        "eval_urc_accuracy_class_2": "accuracy, the next utterance",
+        "eval_same_session_auc": "same-session AUC (1 - P(another dialogue))",
+    }
+    return [(name, f"{metrics[key]:.4f}") for key, name in names.items() if key in metrics]
 
 
 class HubPushMixin:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +99,7 @@ class ResponseSelector:
         and the model. ``device`` defaults to cuda, else mps, else cpu. A checkpoint without a trained
         classification head (e.g. a post-trained one) is refused: its scores would be random.
         """
-        local = Path(model_name_or_path).expanduser()
-        if local.exists():
-            source, tried = str(local), f"local path {local}"
-        elif _is_hub_id(model_name_or_path):
-            source, tried = model_name_or_path, f"Hub repo {model_name_or_path!r} (there is no local path of that name)"
-        else:
-            raise FileNotFoundError(f"model not found: {model_name_or_path} does not exist and is not a Hub repo id")
+        source, tried = _model_source(model_name_or_path)
         resolved_device = _resolve_device(device)
         model_kwargs = dict(hub_kwargs, output_loading_info=True)
         if torch_dtype is not None:
@@ -266,6 +260,16 @@ class ResponseSelector:
         return torch.sigmoid(next_scores(self.model, tensors, self.next_index)).tolist()
 
 
+def _model_source(model_name_or_path: str) -> tuple[str, str]:
+    """What to load (a local path, else a Hub repo id) and how to name it in an error."""
+    local = Path(model_name_or_path).expanduser()
+    if local.exists():
+        return str(local), f"local path {local}"
+    if _is_hub_id(model_name_or_path):
+        return model_name_or_path, f"Hub repo {model_name_or_path!r} (there is no local path of that name)"
+    raise FileNotFoundError(f"model not found: {model_name_or_path} does not exist and is not a Hub repo id")
+
+
 def _is_hub_id(name: str) -> bool:
     """A valid repo id whose namespace is not a local folder (``runs/typo`` is a missing path, not a repo)."""
     if Path(name).parts and Path(Path(name).parts[0]).is_dir():
@@ -303,12 +307,17 @@ def _check_inputs(context: Any, candidates: Any) -> tuple[list[str], list[str]]:
     """Validate one group; return the non-blank context turns and the candidates as lists."""
     _check_strings("context", context)
     _check_strings("candidates", candidates)
-    turns = [turn for turn in context if turn.strip()]
-    if not turns:
-        raise ValueError("context must contain at least one non-empty utterance")
+    turns = _nonblank_turns(context)
     if not candidates:
         raise ValueError("candidates must contain at least one response")
     return turns, list(candidates)
+
+
+def _nonblank_turns(context: Sequence[str]) -> list[str]:
+    turns = [turn for turn in context if turn.strip()]
+    if not turns:
+        raise ValueError("context must contain at least one non-empty utterance")
+    return turns
 
 
 def _item_inputs(item: Any) -> tuple[list[str], list[str]]:
@@ -438,12 +447,13 @@ def _rank_jsonl_files(args: argparse.Namespace) -> None:
     print(f"ranked {count} dialogues into {args.output}", file=sys.stderr)
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Items of a JSONL file (blank lines skipped); a bad line raises a CliError naming file, line and field."""
+def _read_jsonl(path: Path, check: Callable[[Any], object] = _item_inputs) -> Iterator[dict[str, Any]]:
+    """Items of a JSONL file (blank lines skipped); a line ``check`` refuses raises a CliError naming file, line
+    and field (``mrs-session`` passes its own check)."""
     try:
         for line_number, item in iter_json_objects(path, "an item"):
             try:
-                _item_inputs(item)
+                check(item)
             except (TypeError, ValueError) as err:
                 raise CliError(f"{path}:{line_number}: {err}") from err
             yield item
