@@ -28,8 +28,10 @@ from transformers import (
 )
 
 from data_collators import ResponseSelectionCollator
+from ko_mrs.backends import require
 from ko_mrs.cli_errors import UsageError, cli_main
 from ko_mrs.dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues
+from ko_mrs.export import export_onnx
 from ko_mrs.fine_tuning import (
     ID2LABEL,
     POOLINGS,
@@ -128,6 +130,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     """Parse arguments, then train / evaluate / predict; returns the metrics."""
     parser = HfArgumentParser((ModelArguments, DataArguments, FineTuningArguments, HubArguments))
     model_args, data_args, training_args, hub_args = parse_args(parser, argv)
+    if training_args.export_onnx:
+        require("onnx")  # a missing ONNX Runtime stops the run now, not after training
     setup_logging(training_args)
     set_seed(training_args.seed)
 
@@ -226,6 +230,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             },
             hub_args=hub_args,
             eval_results={k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
+            onnx=training_args.export_onnx,
         )
 
     callbacks = []
@@ -276,6 +281,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 output.label_ids,
             )
             logger.info("test groups: %s\n%s", data_args.test_groups, format_metrics_table(table))
+    if training_args.export_onnx and trainer.is_world_process_zero():
+        export_onnx(training_args.output_dir, quantize="int8")  # before the card and the push, which include it
     trainer.create_model_card()  # the card beside the weights, pushed or not, with the final numbers
     if training_args.push_to_hub:
         push_final(trainer)

@@ -7,7 +7,8 @@ klue-bert-base size and of multilingual-e5-small size (speed does not depend on 
 turns context by context, so a change in machine load hits all of them alike: the ratios to ``CrossEncoder``
 hold under load, the absolute contexts/s do not. The load average is printed before and after.
 
-    python benchmarks/bench_ranking.py [--quick | --contexts 20] [--threads 2] [--models base small] [--output FILE]
+    python benchmarks/bench_ranking.py [--quick | --contexts 20] [--threads 2] [--models base small]
+        [--candidates 10 100 1000] [--output FILE]
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="--contexts 5: minutes, for a loaded machine")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every system (default: 2)")
     parser.add_argument("--models", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--candidates", nargs="+", type=int, choices=CANDIDATES, default=list(CANDIDATES))
     parser.add_argument("--output", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # ko-mrs's ONNX Runtime and OpenVINO sessions take the same count
@@ -132,7 +134,7 @@ def main() -> None:
             print(f"\n{name} (random weights), load average {load_average()}\n")
             print("| candidates | contexts | system | seconds per context | contexts/s | pairs/s | x CrossEncoder |")
             print("|---:|---:|---|---:|---:|---:|---:|")
-            for n_candidates in CANDIDATES:
+            for n_candidates in args.candidates:
                 n_contexts = {10: n_10, 100: max(2, n_10 // 5), 1000: max(1, n_10 // 10)}[n_candidates]
                 batches = [(c, rng.sample(pool, n_candidates)) for c in contexts[:n_contexts]]
                 seconds = time_systems(ranks, batches)

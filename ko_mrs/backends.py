@@ -16,7 +16,7 @@ import torch
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ko_mrs.cli_errors import first_line
+from ko_mrs.cli_errors import UsageError, first_line
 
 __all__ = [
     "BACKENDS",
@@ -36,8 +36,8 @@ QUANTIZED_FILE = "model_qint8.onnx"
 DEPENDENCIES = {"onnx": ("onnxruntime", "onnx"), "openvino": ("openvino", "openvino")}
 
 
-class MissingDependencyError(ImportError):
-    """An optional backend's package is not installed; the message says what to pip install."""
+class MissingDependencyError(ImportError, UsageError):
+    """An optional backend's package is not installed; the message says what to pip install (CLIs: exit 2)."""
 
 
 def check_backend(backend: str) -> str:

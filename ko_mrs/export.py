@@ -27,7 +27,6 @@ from ko_mrs.backends import (
     ONNX_FILE,
     QUANTIZED_FILE,
     ExportedClassifier,
-    MissingDependencyError,
     exported_file,
     require,
 )
@@ -217,7 +216,7 @@ def _run(argv: list[str] | None) -> None:
     args = build_parser().parse_args(argv)
     try:
         written = export_onnx(args.model, optimize=args.optimize, quantize=args.quantize, opset=args.opset)
-    except (ValueError, MissingDependencyError) as err:
+    except ValueError as err:
         raise UsageError(str(err)) from err
     for graph in written:
         size = graph.path.stat().st_size / 2**20

@@ -134,11 +134,13 @@ def build_model_card(
     hub_args: HubArguments,
     eval_results: dict[str, float] | None = None,
     health: dict[str, Any] | None = None,
+    onnx: bool = False,
 ) -> ModelCard:
     """A model card for a post-trained (``stage="post-training"``) or fine-tuned model, from ``model_card.md``.
 
     ``health`` (post-training): the collapse monitor's ``initial`` and ``final`` spreads and the run's
-    ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived.
+    ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived. ``onnx``: the
+    repo holds ``mrs-export``'s ``onnx/model.onnx`` and ``onnx/model_qint8.onnx``; the card says how to load them.
     """
     if stage not in ("post-training", "fine-tuning"):
         raise ValueError(f"stage must be 'post-training' or 'fine-tuning', got {stage!r}")
@@ -194,6 +196,7 @@ def build_model_card(
         eval_name=eval_name,
         results=results,
         health=_health_rows(health),
+        onnx=onnx,
         hyperparameters=hyperparameters,
         citation=CITATION,
     )

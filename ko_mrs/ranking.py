@@ -490,7 +490,7 @@ def _load(args: argparse.Namespace) -> ResponseSelector:
             backend=args.backend,
             quantized=args.quantized,
         )
-    except (OSError, ValueError, ImportError) as err:
+    except (OSError, ValueError) as err:
         raise CliError(str(err).splitlines()[0]) from err
 
 

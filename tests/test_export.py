@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
 from pathlib import Path
 
+import hub_server
 import numpy as np
 import pytest
 import torch
+from hub_server import HubEnv
+from huggingface_hub import HfApi, ModelCard
 from test_ranking import CANDIDATES, CONTEXT, model_dir  # noqa: F401 - model_dir is a fixture
 
+import run_fine_tuning
 from ko_mrs import export, ranking
 from ko_mrs.backends import MissingDependencyError
+from ko_mrs.dialogue_data import build_eval_groups, read_dialogues, write_jsonl
 from ko_mrs.ranking import ResponseSelector
 
 INSTALL_HINT = 'pip install "ko-mrs[onnx]"'
+local_hub = hub_server.local_hub
+hub_env = hub_server.hub_env
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +167,30 @@ def test_a_corrupt_graph_is_a_one_line_error(
     assert ranking.main(["--model", str(broken), "--backend", "onnx", "--context", "a", "--candidates", "b"]) == 2
     err = capsys.readouterr().err
     assert "onnx cannot load" in err and len(err.strip().splitlines()) == 1
+
+
+def test_fine_tuning_pushes_its_onnx_files_and_the_card_says_how_to_load_them(
+    tiny_setup: dict[str, Path], hub_env: HubEnv, tmp_path: Path
+) -> None:
+    dialogues, _ = read_dialogues(tiny_setup["test"])
+    groups = write_jsonl(build_eval_groups(dialogues, num_candidates=10, seed=0)[:4], tmp_path / "groups.jsonl")
+    repo_id, out = hub_env.new_repo_id("onnx"), tmp_path / "run"
+    run_fine_tuning.run(
+        [
+            "--model_name_or_path", str(tiny_setup["model"]),
+            "--train_files", str(tiny_setup["train"]),
+            "--test_groups", str(groups),
+            "--output_dir", str(out),
+            "--do_train", "--max_steps", "2", "--max_seq_length", "64", "--per_device_train_batch_size", "4",
+            "--report_to", "none", "--disable_tqdm", "true",
+            "--export_onnx", "--push_to_hub", "--hub_model_id", repo_id,
+        ]
+    )  # fmt: skip
+    assert {"onnx/model.onnx", "onnx/model_qint8.onnx"} <= set(HfApi().list_repo_files(repo_id))
+    card = ModelCard.load(repo_id).text
+    assert f'ResponseSelector.from_pretrained("{repo_id}", backend="onnx", quantized=True)' in card
+    # loaded back from the Hub, the fp32 graph scores as the local torch model does
+    group = [json.loads(line) for line in groups.read_text(encoding="utf-8").splitlines()][0]
+    hub_scores = ResponseSelector.from_pretrained(repo_id, backend="onnx").score(group["context"], group["candidates"])
+    local = ResponseSelector.from_pretrained(str(out), device="cpu").score(group["context"], group["candidates"])
+    np.testing.assert_allclose(hub_scores, local, atol=1e-5)
