@@ -92,15 +92,20 @@ def systems(model_dir: Path) -> dict[str, Rank]:
 
 def time_systems(
     ranks: dict[str, Rank], batches: Sequence[tuple[list[str], list[str]]]
-) -> dict[str, float]:  # fmt: skip
-    """Seconds per context of each system; systems alternate context by context."""
-    total: dict[str, float] = defaultdict(float)
+) -> dict[str, tuple[float, float]]:  # fmt: skip
+    """Wall and CPU seconds per context of each system; systems alternate context by context.
+
+    CPU seconds (this process, all threads) barely depend on other jobs: with ``--threads 1`` they are the
+    load-independent measure of the work done. With more threads they include the runtimes' spin-waiting.
+    """
+    total: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for context, candidates in batches:
         for name, rank in ranks.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             rank(context, candidates)
-            total[name] += time.perf_counter() - start
-    return {name: seconds / len(batches) for name, seconds in total.items()}
+            total[name][0] += time.perf_counter() - wall
+            total[name][1] += time.process_time() - cpu
+    return {name: (wall / len(batches), cpu / len(batches)) for name, (wall, cpu) in total.items()}
 
 
 def load_average() -> str:
@@ -132,18 +137,21 @@ def main() -> None:
             ranks = systems(build_model(config_path, files, Path(tmp)))
             time_systems(ranks, [(contexts[0], rng.sample(pool, 10))])  # warm-up
             print(f"\n{name} (random weights), load average {load_average()}\n")
-            print("| candidates | contexts | system | seconds per context | contexts/s | pairs/s | x CrossEncoder |")
-            print("|---:|---:|---|---:|---:|---:|---:|")
+            print("| candidates | contexts | system | seconds per context | contexts/s | pairs/s | x CrossEncoder "
+                  "| CPU s per context | x CrossEncoder (CPU s) |")  # fmt: skip
+            print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
             for n_candidates in args.candidates:
                 n_contexts = {10: n_10, 100: max(2, n_10 // 5), 1000: max(1, n_10 // 10)}[n_candidates]
                 batches = [(c, rng.sample(pool, n_candidates)) for c in contexts[:n_contexts]]
                 seconds = time_systems(ranks, batches)
-                reference = next(iter(seconds.values()))
-                for system, per_context in seconds.items():
+                reference, reference_cpu = next(iter(seconds.values()))
+                for system, (per_context, cpu) in seconds.items():
                     rows.append({"model": name, "candidates": n_candidates, "contexts": n_contexts, "system": system,
-                                 "seconds_per_context": per_context, "ratio": reference / per_context})  # fmt: skip
+                                 "seconds_per_context": per_context, "ratio": reference / per_context,
+                                 "cpu_seconds_per_context": cpu, "cpu_ratio": reference_cpu / cpu})  # fmt: skip
                     cells = (n_candidates, n_contexts, system, f"{per_context:.3f}", f"{1 / per_context:.2f}",
-                             f"{n_candidates / per_context:.0f}", f"{reference / per_context:.2f}")  # fmt: skip
+                             f"{n_candidates / per_context:.0f}", f"{reference / per_context:.2f}", f"{cpu:.3f}",
+                             f"{reference_cpu / cpu:.2f}")  # fmt: skip
                     print("| " + " | ".join(map(str, cells)) + " |", flush=True)
     print(f"\nload average after: {load_average()}")
     if args.output:
