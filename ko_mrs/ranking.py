@@ -120,8 +120,8 @@ class ResponseSelector:
         check_backend(backend)
         if backend == "torch" and (quantized or file_name):
             raise ValueError("quantized and file_name choose an exported graph: use backend='onnx' or 'openvino'")
-        if backend != "torch" and autocast is not None:
-            raise ValueError(f"autocast applies to the torch backend, not {backend!r}")
+        if backend != "torch" and (autocast is not None or torch_dtype is not None):
+            raise ValueError(f"autocast and torch_dtype apply to the torch backend, not {backend!r}")
         local = Path(model_name_or_path).expanduser()
         if local.exists():
             source, tried = str(local), f"local path {local}"

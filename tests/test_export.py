@@ -113,8 +113,10 @@ def test_autocast_runs_the_torch_model_in_bfloat16(exported: Path, torch_selecto
     np.testing.assert_allclose(scores, torch_selector.score(CONTEXT, CANDIDATES), atol=0.05)
     with pytest.raises(ValueError, match="unknown autocast 'int4'"):
         ResponseSelector.from_pretrained(str(exported), autocast="int4")
-    with pytest.raises(ValueError, match="autocast applies to the torch backend"):
+    with pytest.raises(ValueError, match="apply to the torch backend, not 'onnx'"):
         ResponseSelector.from_pretrained(str(exported), backend="onnx", autocast="bf16")
+    with pytest.raises(ValueError, match="apply to the torch backend, not 'openvino'"):
+        ResponseSelector.from_pretrained(str(exported), backend="openvino", torch_dtype=torch.bfloat16)
 
 
 def test_unknown_backend_is_a_one_line_error(exported: Path, capsys: pytest.CaptureFixture) -> None:
