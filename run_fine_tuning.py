@@ -29,8 +29,10 @@ from transformers import (
 
 from data_collators import ResponseSelectionCollator
 from ko_mrs.adversarial import evaluate_adversarial, generate_negatives, read_adversarial_files
+from ko_mrs.backends import require
 from ko_mrs.cli_errors import UsageError, cli_main
 from ko_mrs.dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues
+from ko_mrs.export import export_onnx
 from ko_mrs.fine_tuning import (
     ID2LABEL,
     POOLINGS,
@@ -162,6 +164,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     """Parse arguments, then train / evaluate / predict; returns the metrics."""
     parser = HfArgumentParser((ModelArguments, DataArguments, FineTuningArguments, HubArguments))
     model_args, data_args, training_args, hub_args = parse_args(parser, argv)
+    if training_args.export_onnx:
+        require("onnx")  # a missing ONNX Runtime stops the run now, not after training
     setup_logging(training_args)
     set_seed(training_args.seed)
     if data_args.task == "session":
@@ -277,6 +281,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             hub_args=hub_args,
             eval_results={k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
             adversarial_results=adversarial_results,
+            onnx=training_args.export_onnx,
         )
 
     callbacks = []
@@ -335,6 +340,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         adversarial_results.update(report.metrics(prefix=""))
         trainer.save_metrics("adversarial", adversarial_results, combined=False)
         logger.info("adversarial suites: %s\n%s", ", ".join(data_args.adversarial_files), report.table())
+    if training_args.export_onnx and trainer.is_world_process_zero():
+        export_onnx(training_args.output_dir, quantize="int8")  # before the card and the push, which include it
     trainer.create_model_card()  # the card beside the weights, pushed or not, with the final numbers
     if training_args.push_to_hub:
         push_final(trainer)

@@ -137,6 +137,7 @@ def build_model_card(
     eval_results: dict[str, float] | None = None,
     health: dict[str, Any] | None = None,
     adversarial_results: dict[str, float] | None = None,
+    onnx: bool = False,
 ) -> ModelCard:
     """A model card for a post-trained (``stage="post-training"``) or fine-tuned model, from ``model_card.md``.
 
@@ -144,6 +145,8 @@ def build_model_card(
     ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived.
     ``adversarial_results``: ``AdversarialReport.metrics(prefix="")`` of the run's adversarial suites, which the
     model-index carries per perturbation type.
+    ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived. ``onnx``: the
+    repo holds ``mrs-export``'s ``onnx/model.onnx`` and ``onnx/model_qint8.onnx``; the card says how to load them.
     """
     if stage not in STAGE_DESCRIPTIONS:
         raise ValueError(f"stage must be one of {', '.join(STAGE_DESCRIPTIONS)}, got {stage!r}")
@@ -214,6 +217,7 @@ def build_model_card(
         health=_health_rows(health),
         adversarial=adversarial,
         session=_session_rows((health or {}).get("metrics") or {}),
+        onnx=onnx,
         hyperparameters=hyperparameters,
         citation=CITATION,
     )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
@@ -31,8 +32,10 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import cached_file
 
 from data_collators import assemble_pair, pad_pairs, special_ids, uses_token_types
+from ko_mrs.backends import BACKENDS, ExportedClassifier, check_backend, exported_file
 from ko_mrs.cli_errors import UsageError, check_output_file, report
 from ko_mrs.dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
 from ko_mrs.preprocessing import DEFAULT_MAX_LENGTH
@@ -47,6 +50,7 @@ BATCHES_PER_CHUNK = 16
 PAD_TO_MULTIPLE_OF = 8  # as the collators pad
 
 Pair = tuple[Sequence[int], Sequence[int]]  # (input_ids, token_type_ids)
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class ResponseSelector:
@@ -59,14 +63,21 @@ class ResponseSelector:
         *,
         max_length: int | None = None,
         batch_size: int = 32,
+        autocast: str | None = None,
     ) -> None:
         """Wrap an in-memory model and tokenizer; ``max_length`` defaults to the one fine-tuning used.
 
         Fine-tuning records its ``max_length`` as ``config.mrs_max_length``; scoring with a different one
-        would truncate contexts differently from what the model learned on.
+        would truncate contexts differently from what the model learned on. ``autocast`` ("bf16" or "fp16") runs
+        a torch model's forward under ``torch.autocast``: fp32 weights, half-precision matmuls (for GPUs).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if autocast is not None and autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"unknown autocast {autocast!r}: use one of {', '.join(map(repr, AUTOCAST_DTYPES))}")
+        if autocast is not None and isinstance(model, ExportedClassifier):
+            raise ValueError(f"autocast applies to the torch backend, not {model.backend!r}")
+        self.autocast = autocast
         positions = getattr(model.config, "max_position_embeddings", None)
         if max_length is None:
             max_length = getattr(model.config, "mrs_max_length", None) or DEFAULT_MAX_LENGTH
@@ -91,6 +102,10 @@ class ResponseSelector:
         max_length: int | None = None,
         batch_size: int = 32,
         torch_dtype: torch.dtype | str | None = None,
+        backend: str = "torch",
+        quantized: bool = False,
+        file_name: str | None = None,
+        autocast: str | None = None,
         **hub_kwargs: Any,
     ) -> ResponseSelector:
         """Load a fine-tuned selector from a local directory or a Hub repo id.
@@ -98,15 +113,29 @@ class ResponseSelector:
         ``hub_kwargs`` (``revision``, ``token``, ``cache_dir``, ``local_files_only``, ...) go to both the tokenizer
         and the model. ``device`` defaults to cuda, else mps, else cpu. A checkpoint without a trained
         classification head (e.g. a post-trained one) is refused: its scores would be random.
+
+        ``backend="onnx"`` (ONNX Runtime) or ``"openvino"`` runs the graph ``mrs-export`` wrote, on the CPU:
+        ``onnx/model.onnx``, ``onnx/model_qint8.onnx`` with ``quantized=True``, or ``onnx/<file_name>``.
         """
+        check_backend(backend)
+        if backend == "torch" and (quantized or file_name):
+            raise ValueError("quantized and file_name choose an exported graph: use backend='onnx' or 'openvino'")
+        if backend != "torch" and (autocast is not None or torch_dtype is not None):
+            raise ValueError(f"autocast and torch_dtype apply to the torch backend, not {backend!r}")
         source, tried = _model_source(model_name_or_path)
-        resolved_device = _resolve_device(device)
+        resolved_device = _resolve_device(device if backend == "torch" else device or "cpu")
+        if backend != "torch" and resolved_device.type != "cpu":
+            raise ValueError(f"backend={backend!r} runs on the CPU here; use backend='torch' for {resolved_device}")
         model_kwargs = dict(hub_kwargs, output_loading_info=True)
         if torch_dtype is not None:
             model_kwargs["dtype"] = torch_dtype
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
             config = AutoConfig.from_pretrained(source, **hub_kwargs)
+            if backend != "torch":
+                graph = _exported_graph(source, exported_file(quantized, file_name), hub_kwargs)
+                model = ExportedClassifier(graph, config, backend)
+                return cls(model, tokenizer, max_length=max_length, batch_size=batch_size)
             # the mean-pooling selector by its own class: as a BertForSequenceClassification its pooler would be random
             mean_pooled = BertForResponseSelection.__name__ in (config.architectures or [])
             model_class = BertForResponseSelection if mean_pooled else AutoModelForSequenceClassification
@@ -119,7 +148,9 @@ class ResponseSelector:
                 f"{model_name_or_path} is not a fine-tuned response selector: {missing} would be randomly "
                 "initialised (fine-tune it with mrs-fine-tune first)"
             )
-        return cls(model.to(resolved_device), tokenizer, max_length=max_length, batch_size=batch_size)
+        return cls(
+            model.to(resolved_device), tokenizer, max_length=max_length, batch_size=batch_size, autocast=autocast
+        )
 
     @property
     def device(self) -> torch.device:
@@ -138,7 +169,33 @@ class ResponseSelector:
         Scores are in candidate order. Blank context turns are dropped: they would only add an empty turn.
         """
         context, candidates = _check_inputs(context, candidates)
-        return self._score_groups([(context, candidates)], self._batch_size(batch_size), show_progress_bar)[0]
+        pairs = [(context, candidate) for candidate in candidates]
+        return self.predict(pairs, batch_size, show_progress_bar, convert_to_numpy=False)
+
+    def predict(
+        self,
+        pairs: Sequence[tuple[Sequence[str] | str, str]] | tuple[Sequence[str] | str, str],
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+    ) -> np.ndarray | torch.Tensor | list[float] | float:
+        """P(next) of each ``(context, candidate)`` pair, in pair order: ``CrossEncoder.predict``'s signature.
+
+        A context is its turns, oldest first, or one string (a single turn). One pair, not in a list, gives one
+        score. ``convert_to_tensor`` (a float32 tensor) wins over ``convert_to_numpy`` (a float32 array); with
+        neither, a list of floats. Pairs of all contexts share length-sorted batches.
+        """
+        single = isinstance(pairs, tuple) and len(pairs) == 2 and isinstance(pairs[1], str)
+        groups = [_pair_inputs(index, pair) for index, pair in enumerate([pairs] if single else pairs)]
+        scores = [group[0] for group in self._score_groups(groups, self._batch_size(batch_size), show_progress_bar)]
+        if convert_to_tensor:
+            result: Any = torch.tensor(scores, dtype=torch.float32)
+        elif convert_to_numpy:
+            result = np.asarray(scores, dtype=np.float32)
+        else:
+            result = scores
+        return result[0] if single else result
 
     def _batch_size(self, batch_size: int | None) -> int:
         """The per-call batch size, else the selector's; 0 or less is an error, not "use the default"."""
@@ -257,7 +314,10 @@ class ResponseSelector:
     def _next_probabilities(self, pairs: Sequence[Pair]) -> list[float]:
         batch = pad_pairs(pairs, self.special.pad, self.max_length, PAD_TO_MULTIPLE_OF, self.use_token_types)
         tensors = {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
-        return torch.sigmoid(next_scores(self.model, tensors, self.next_index)).tolist()
+        dtype = AUTOCAST_DTYPES.get(self.autocast)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            log_odds = next_scores(self.model, tensors, self.next_index)
+        return torch.sigmoid(log_odds.float()).tolist()
 
 
 def _model_source(model_name_or_path: str) -> tuple[str, str]:
@@ -279,6 +339,17 @@ def _is_hub_id(name: str) -> bool:
     except HFValidationError:
         return False
     return True
+
+
+def _exported_graph(source: str, file_name: str, hub_kwargs: Mapping[str, Any]) -> str:
+    """Local path of ``file_name`` in the model folder or Hub repo; a missing one says how to make it."""
+    try:
+        path = cached_file(source, file_name, _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+    except OSError as err:
+        raise OSError(f"cannot fetch {file_name}: {err}") from err
+    if path is None:
+        raise FileNotFoundError(f"{source} has no {file_name}: export it with `mrs-export {source} --format onnx`")
+    return path
 
 
 def _resolve_device(device: str | None) -> torch.device:
@@ -318,6 +389,19 @@ def _nonblank_turns(context: Sequence[str]) -> list[str]:
     if not turns:
         raise ValueError("context must contain at least one non-empty utterance")
     return turns
+
+
+def _pair_inputs(index: int, pair: Any) -> tuple[list[str], list[str]]:
+    """One ``(context, candidate)`` pair of ``predict`` as a group of one candidate."""
+    if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
+        raise TypeError(f"pairs[{index}] must be a (context, candidate) pair, got {type(pair).__name__}")
+    context, candidate = pair
+    if not isinstance(candidate, str):
+        raise TypeError(f"pairs[{index}]: the candidate must be a string, got {type(candidate).__name__}")
+    try:
+        return _check_inputs([context] if isinstance(context, str) else context, [candidate])
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"pairs[{index}]: {err}") from None
 
 
 def _item_inputs(item: Any) -> tuple[list[str], list[str]]:
@@ -387,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="torch device (default: cuda, else mps, else cpu)")
     parser.add_argument("--batch_size", type=_positive_int, default=32, help="pairs per forward pass (default: 32)")
     parser.add_argument("--max_length", type=_positive_int, help="tokens per pair (default: the fine-tuning value)")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="onnx/openvino: a graph from mrs-export")
+    parser.add_argument("--quantized", action="store_true", help="with --backend onnx/openvino: the int8 graph")
     return parser
 
 
@@ -406,7 +492,12 @@ def main(argv: list[str] | None = None) -> int:
 def _load(args: argparse.Namespace) -> ResponseSelector:
     try:
         return ResponseSelector.from_pretrained(
-            args.model, device=args.device, max_length=args.max_length, batch_size=args.batch_size
+            args.model,
+            device=args.device,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            backend=args.backend,
+            quantized=args.quantized,
         )
     except (OSError, ValueError) as err:
         raise CliError(str(err).splitlines()[0]) from err
