@@ -49,6 +49,9 @@ STAGE_DESCRIPTIONS = {
     "dialogue windows). It is an encoder to fine-tune for response selection, not a ranker by itself.",
     "fine-tuning": "a response selector: a cross-encoder that scores how likely a candidate is the next utterance of "
     "a dialogue context (2-class softmax, label `next`).",
+    "distillation": "a bi-encoder retriever: a context tower and a reply tower whose mean-pooled embeddings are "
+    "compared by inner product, trained with in-batch negatives and a cross-encoder teacher's scores. It retrieves "
+    "candidates from a large reply pool for a cross-encoder to rerank.",
 }
 
 METRIC_NAMES = {
@@ -140,8 +143,8 @@ def build_model_card(
     ``health`` (post-training): the collapse monitor's ``initial`` and ``final`` spreads and the run's
     ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived.
     """
-    if stage not in ("post-training", "fine-tuning"):
-        raise ValueError(f"stage must be 'post-training' or 'fine-tuning', got {stage!r}")
+    if stage not in STAGE_DESCRIPTIONS:
+        raise ValueError(f"stage must be one of {sorted(STAGE_DESCRIPTIONS)}, got {stage!r}")
     eval_name = hub_args.card_eval_dataset or "held-out groups"
     results = [
         EvalResult(
@@ -163,7 +166,9 @@ def build_model_card(
         base_model=None if Path(base_model).exists() else base_model,
         datasets=hub_args.card_datasets or None,
         tags=["bert", "bert-fp", "response-selection", "dialogue", "korean", "ko-mrs", stage],
-        pipeline_tag="text-classification" if stage == "fine-tuning" else "feature-extraction",
+        pipeline_tag={"fine-tuning": "text-classification", "distillation": "sentence-similarity"}.get(
+            stage, "feature-extraction"
+        ),
         model_name=repo_id.split("/")[-1],
         eval_results=results or None,
     )
