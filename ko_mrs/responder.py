@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from safetensors import SafetensorError
 from tqdm import tqdm
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, BertConfig
 
 from ko_mrs.bi_encoder import BertBiEncoder, TextEncoder
 from ko_mrs.cli_errors import UsageError, check_output_file, report
@@ -122,19 +122,22 @@ class Responder:
 
 
 def load_retriever(retriever: str, *, device: str | None = None, batch_size: int = 64) -> TextEncoder:
-    """A trained bi-encoder and its tokenizer as a :class:`TextEncoder`; anything else is an OSError/ValueError."""
+    """A trained bi-encoder and its tokenizer as a :class:`TextEncoder`; anything else is an OSError/ValueError.
+
+    A cross-encoder or a plain BERT would load into the towers too, with nothing to say its embeddings were never
+    trained for retrieval: the config must name :class:`BertBiEncoder` (run_distillation.py writes it).
+    """
     path = Path(retriever).expanduser()
     if not (path / "config.json").is_file() and Path(retriever).parts and Path(Path(retriever).parts[0]).is_dir():
         raise FileNotFoundError(f"retriever not found: {retriever} holds no model (no config.json)")
     try:
+        config = BertConfig.from_pretrained(retriever)
+        if BertBiEncoder.__name__ not in (config.architectures or []):
+            raise ValueError(f"{retriever} is not a trained retriever (train one with run_distillation.py)")
         tokenizer = AutoTokenizer.from_pretrained(retriever)
-        model = BertBiEncoder.from_pretrained(retriever)
-    except (OSError, ValueError, SafetensorError) as err:
+        model = BertBiEncoder.from_pretrained(retriever, config=config)
+    except (OSError, SafetensorError) as err:
         raise OSError(f"could not load a retriever from {retriever}: {str(err).splitlines()[0]}") from err
-    if BertBiEncoder.__name__ not in (getattr(model.config, "architectures", None) or []) or not hasattr(
-        model.config, "mrs_reply_length"
-    ):
-        raise ValueError(f"{retriever} is not a trained retriever (train one with run_distillation.py)")
     if device is not None:
         model = model.to(device)
     return TextEncoder(model, tokenizer, batch_size=batch_size)
@@ -235,6 +238,10 @@ def _respond(args: argparse.Namespace) -> None:
         raise UsageError("give either --context or --input/--output, not both")
     if args.input is None and args.context is None:
         raise UsageError("nothing to answer: give --context, or --input and --output")
+    if not ReplyIndex.is_index(args.pool):
+        # every line checked before a model is loaded; the count sizes the progress bar
+        if not sum(1 for _ in read_reply_pool(args.pool)):
+            raise UsageError(f"{args.pool}: holds no replies")
     if args.context is not None:
         contexts = None
         _check_context(args.context)
