@@ -57,7 +57,7 @@ def train(name: str, extra: list[str], args: argparse.Namespace) -> Path:
         "--train_files", str(args.train), "--test_groups", str(args.test_groups),
         "--output_dir", str(out), "--do_eval", "false", "--eval_strategy", "no", "--load_best_model_at_end", "false",
         "--max_steps", str(args.max_steps), "--save_steps", str(args.max_steps), "--disable_tqdm", "true",
-        "--seed", str(args.seed), *extra,
+        "--seed", str(args.seed), "--logging_steps", "25", *extra,
     ]  # fmt: skip
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
@@ -82,10 +82,11 @@ def per_query_ms(fn, queries: list, repeat: int = 1) -> float:
 def search_latency(base: np.ndarray, sizes: list[int], queries: np.ndarray, rng: np.random.Generator) -> list[dict]:
     rows = []
     for size in sizes:
-        reps = -(-size // len(base))
-        vectors = np.tile(base, (reps, 1))[:size]
-        vectors = vectors + rng.normal(0, 0.01, vectors.shape).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.resize(base, (size, base.shape[1]))  # the base rows repeated
+        for start in range(0, size, 65_536):  # float32 noise a block at a time: no float64 copy of 1M rows
+            block = vectors[start : start + 65_536]
+            block += 0.01 * rng.standard_normal(block.shape, dtype=np.float32)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
         index = ReplyIndex(vectors, [""] * size)
         row = {"replies": size, "dim": base.shape[1]}
         for backend in ("faiss", "numpy") if faiss_available() else ("numpy",):
@@ -183,8 +184,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     query_vectors = encoder.embed_contexts(queries)
     results["search"] = search_latency(np.asarray(index.embeddings), args.sizes, query_vectors, rng)
-    random_768 = rng.normal(size=(10_000, 768)).astype(np.float32)
-    random_queries = rng.normal(size=(len(queries), 768)).astype(np.float32)
+    random_768 = rng.standard_normal((10_000, 768), dtype=np.float32)
+    random_queries = rng.standard_normal((len(queries), 768), dtype=np.float32)
     results["search"] += search_latency(random_768, args.sizes, random_queries, rng)
     responder = Responder(encoder, index, teacher, retrieve_k=100)
     results["respond_ms_top100"] = per_query_ms(lambda c: responder.respond(c, top_k=5), queries)

@@ -32,6 +32,7 @@ from ko_mrs.cli_errors import UsageError, check_output_file, report
 from ko_mrs.dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
 from ko_mrs.distillation import model_fingerprint
 from ko_mrs.ranking import ResponseSelector
+from ko_mrs.ranking import _positive_int as positive_int
 from ko_mrs.retrieval import BACKENDS, Hit, ReplyIndex, read_reply_pool
 
 __all__ = ["Response", "Responder", "main"]
@@ -181,13 +182,6 @@ def _check_context(context: Any) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------- CLI
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mrs-respond",
@@ -213,11 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--context", nargs="*", metavar="UTTERANCE", help="context turns, oldest first")
     parser.add_argument("--input", type=Path, help='JSONL file, one {"context": [...], ...} per line')
     parser.add_argument("--output", type=Path, help='JSONL file: each input line plus "responses" (written atomically)')
-    parser.add_argument("--top_k", type=_positive_int, default=5, help="replies to return (default: 5)")
-    parser.add_argument("--retrieve_k", type=_positive_int, default=DEFAULT_RETRIEVE_K, help="replies to rerank")
+    parser.add_argument("--top_k", type=positive_int, default=5, help="replies to return (default: 5)")
+    parser.add_argument("--retrieve_k", type=positive_int, default=DEFAULT_RETRIEVE_K, help="replies to rerank")
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="search: faiss when installed, else numpy")
     parser.add_argument("--device", help="torch device (default: cuda, else mps, else cpu)")
-    parser.add_argument("--batch_size", type=_positive_int, default=64, help="texts per forward pass (default: 64)")
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="texts per forward pass (default: 64)")
     return parser
 
 
