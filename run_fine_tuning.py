@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from transformers import (
     AutoConfig,
@@ -38,12 +37,10 @@ from ko_mrs.fine_tuning import (
     POOLINGS,
     FineTuningArguments,
     ResponseSelectionTrainer,
-    bm25_metrics,
     ranking_metrics,
-    write_predictions,
+    train_evaluate_predict,
 )
 from ko_mrs.hub import HubArguments, build_model_card, push_final
-from ko_mrs.metrics import format_metrics_table
 from ko_mrs.negatives import HARD_NEGATIVE_TOKENIZERS, NegativeSampler, mine_hard_negatives
 from ko_mrs.preprocessing import (
     DEFAULT_MAX_LENGTH,
@@ -60,7 +57,6 @@ from ko_mrs.training import (
     detect_last_checkpoint,
     parse_args,
     setup_logging,
-    train_resuming,
 )
 from modeling_mrs import BertForResponseSelection
 
@@ -300,38 +296,18 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         callbacks=callbacks,
         card_builder=card,
     )
-    if training_args.do_train:
-        result = train_resuming(trainer, detect_last_checkpoint(training_args, hub_args))
-        trainer.save_model()
-        result.metrics["train_samples"] = len(train_pairs)
-        trainer.log_metrics("train", result.metrics)
-        trainer.save_metrics("train", result.metrics)
-        trainer.save_state()
-        metrics.update(result.metrics)
-    if training_args.do_eval:
-        eval_metrics = trainer.evaluate()
-        trainer.log_metrics("eval", eval_metrics)
-        trainer.save_metrics("eval", eval_metrics)
-        metrics.update(eval_metrics)
-    if training_args.do_predict:
-        output = trainer.predict(test_pairs, metric_key_prefix="test")
-        test_metrics = dict(output.metrics)
-        table = {"model": {k.removeprefix("test_"): v for k, v in test_metrics.items()}}
-        if data_args.bm25_baseline:
-            bm25 = bm25_metrics(test_groups)
-            test_metrics.update({f"test_bm25_{k}": v for k, v in bm25.items()})
-            table["BM25"] = bm25
-        trainer.log_metrics("test", test_metrics)
-        trainer.save_metrics("test", test_metrics)
-        metrics.update(test_metrics)
-        if trainer.is_world_process_zero():
-            write_predictions(
-                Path(training_args.output_dir) / "test_predictions.jsonl",
-                test_groups,
-                output.predictions,
-                output.label_ids,
-            )
-            logger.info("test groups: %s\n%s", data_args.test_groups, format_metrics_table(table))
+    metrics.update(
+        train_evaluate_predict(
+            trainer,
+            detect_last_checkpoint(training_args, hub_args) if training_args.do_train else None,
+            train_samples=None if train_pairs is None else len(train_pairs),
+            test_pairs=test_pairs,
+            test_groups=test_groups,
+            test_groups_path=data_args.test_groups,
+            bm25_baseline=data_args.bm25_baseline,
+            model_label="model",
+        )
+    )
     if adversarial is not None and trainer.is_world_process_zero():
         selector = ResponseSelector(
             trainer.model, tokenizer, max_length=data_args.max_seq_length, batch_size=training_args.eval_batch_size

@@ -71,3 +71,23 @@ def bm25_scores(
     if not query or not any(documents):
         return [0.0] * len(documents)
     return [float(score) for score in _PositiveIdfBM25(documents).get_scores(query)]
+
+
+def bm25_retrieve(
+    pool: Sequence[str],
+    contexts: Sequence[Sequence[str]],
+    k: int,
+    tokenize: Callable[[str], list[str]] = default_tokenize,
+) -> list[list[int]]:
+    """For each context, the ids of the ``k`` replies of ``pool`` BM25 ranks highest (the first-stage baseline).
+
+    Unlike :func:`bm25_scores`, the collection is the whole pool (``bm25s``, the index negatives.py mines with), so
+    idf reflects the pool; the query is all context turns together, as there.
+    """
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index([tokenize(text) or [""] for text in pool], show_progress=False)
+    queries = [[token for turn in context for token in tokenize(turn)] or [""] for context in contexts]
+    ids = retriever.retrieve(queries, k=min(k, len(pool)), show_progress=False)[0]
+    return [row.tolist() for row in ids]

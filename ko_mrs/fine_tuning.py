@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -17,10 +18,12 @@ from transformers import EvalPrediction
 
 from ko_mrs.bm25 import bm25_scores
 from ko_mrs.dialogue_data import write_jsonl
-from ko_mrs.metrics import compute_ranking_metrics
+from ko_mrs.metrics import compute_ranking_metrics, format_metrics_table
 from ko_mrs.scoring import next_label_index, predict
-from ko_mrs.training import MrsTrainer, MrsTrainingArguments
+from ko_mrs.training import MrsTrainer, MrsTrainingArguments, train_resuming
 from modeling_mrs import next_log_odds
+
+logger = logging.getLogger(__name__)
 
 ID2LABEL = {0: "not_next", 1: "next"}
 LOSSES = ("listwise", "cross_entropy", "bce")
@@ -129,3 +132,53 @@ def write_predictions(path: Path, groups: list[dict], scores: np.ndarray, label_
         for label, g, c, score in zip(rows.labels, rows.group_id, rows.candidate_index, scores, strict=True)
     )
     write_jsonl(records, path)
+
+
+def train_evaluate_predict(
+    trainer: MrsTrainer,
+    checkpoint: str | None,
+    *,
+    train_samples: int | None,
+    test_pairs=None,
+    test_groups: list[dict] | None = None,
+    test_groups_path: str | None = None,
+    bm25_baseline: bool = True,
+    model_label: str = "model",
+) -> dict[str, float]:
+    """The stages a ranking run script asks for (``do_train`` / ``do_eval`` / ``do_predict``), metrics logged and
+    saved, test predictions written and the test table beside BM25 logged; returns every stage's metrics.
+
+    Shared by ``run_fine_tuning.py`` (a cross-encoder) and ``run_distillation.py`` (a bi-encoder): both score
+    pairs of fixed groups, gathered with their labels, group ids and candidate indices.
+    """
+    args = trainer.args
+    metrics: dict[str, float] = {}
+    if args.do_train:
+        result = train_resuming(trainer, checkpoint)
+        trainer.save_model()
+        result.metrics["train_samples"] = train_samples
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+        metrics.update(result.metrics)
+    if args.do_eval:
+        eval_metrics = trainer.evaluate()
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        metrics.update(eval_metrics)
+    if args.do_predict:
+        output = trainer.predict(test_pairs, metric_key_prefix="test")
+        test_metrics = dict(output.metrics)
+        table = {model_label: {k.removeprefix("test_"): v for k, v in test_metrics.items()}}
+        if bm25_baseline:
+            bm25 = bm25_metrics(test_groups)
+            test_metrics.update({f"test_bm25_{k}": v for k, v in bm25.items()})
+            table["BM25"] = bm25
+        trainer.log_metrics("test", test_metrics)
+        trainer.save_metrics("test", test_metrics)
+        metrics.update(test_metrics)
+        if trainer.is_world_process_zero():
+            path = Path(args.output_dir) / "test_predictions.jsonl"
+            write_predictions(path, test_groups, output.predictions, output.label_ids)
+            logger.info("test groups: %s\n%s", test_groups_path, format_metrics_table(table))
+    return metrics

@@ -51,6 +51,9 @@ STAGE_DESCRIPTIONS = {
     "session`), judging whether an utterance belongs to a conversation.",
     "fine-tuning": "a response selector: a cross-encoder that scores how likely a candidate is the next utterance of "
     "a dialogue context (2-class softmax, label `next`).",
+    "distillation": "a bi-encoder retriever: a context tower and a reply tower whose mean-pooled embeddings are "
+    "compared by inner product, trained with in-batch negatives and a cross-encoder teacher's scores. It retrieves "
+    "candidates from a large reply pool for a cross-encoder to rerank.",
 }
 
 METRIC_NAMES = {
@@ -184,7 +187,9 @@ def build_model_card(
         base_model=None if Path(base_model).exists() else base_model,
         datasets=hub_args.card_datasets or None,
         tags=["bert", "bert-fp", "response-selection", "dialogue", "korean", "ko-mrs", stage],
-        pipeline_tag="text-classification" if stage == "fine-tuning" else "feature-extraction",
+        pipeline_tag={"fine-tuning": "text-classification", "distillation": "sentence-similarity"}.get(
+            stage, "feature-extraction"
+        ),
         model_name=repo_id.split("/")[-1],
         eval_results=results or None,
     )

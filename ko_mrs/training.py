@@ -120,7 +120,7 @@ def setup_logging(training_args: TrainingArguments) -> None:
     level = training_args.get_process_log_level()
     transformers.utils.logging.set_verbosity(level)
     # ours only, whichever script runs as __main__ (the root logger would also let httpx etc. through)
-    for name in ("__main__", "run_post_training", "run_fine_tuning", "ko_mrs"):
+    for name in ("__main__", "run_post_training", "run_fine_tuning", "run_distillation", "ko_mrs"):
         logging.getLogger(name).setLevel(level)
     if training_args.disable_tqdm:  # also the bars Trainer does not control: datasets' and loading weights
         datasets.disable_progress_bars()

@@ -8,7 +8,8 @@ import re
 
 from conftest import ROOT
 
-RUN_SCRIPTS = {"run_post_training", "run_fine_tuning"}
+# the design card's two stages, and the distillation stage beside them (issue 14), each a run script like theirs
+RUN_SCRIPTS = {"run_post_training", "run_fine_tuning", "run_distillation"}
 DESIGN_CARD = {"modeling_mrs", "data_collators", *RUN_SCRIPTS}
 
 
@@ -34,7 +35,7 @@ def test_no_module_imports_a_run_script() -> None:
         assert not imported_modules(path) & RUN_SCRIPTS, path
 
 
-def test_only_the_design_card_and_the_package_install_top_level() -> None:
+def test_only_the_design_card_its_run_scripts_and_the_package_install_top_level() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")  # tomllib is 3.11+; the project runs on 3.10
     setuptools = pyproject.split("[tool.setuptools]", 1)[1].split("\n[", 1)[0]
     assert set(json.loads(re.search(r"^py-modules = (\[.*\])$", setuptools, re.M).group(1))) == DESIGN_CARD
