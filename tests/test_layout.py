@@ -8,7 +8,7 @@ import re
 
 from conftest import ROOT
 
-RUN_SCRIPTS = {"run_post_training", "run_fine_tuning"}
+RUN_SCRIPTS = {"run_post_training", "run_fine_tuning", "run_distillation"}
 DESIGN_CARD = {"modeling_mrs", "data_collators", *RUN_SCRIPTS}
 
 
