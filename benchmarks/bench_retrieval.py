@@ -111,12 +111,15 @@ def main() -> None:
     parser.add_argument("--e2e_queries", type=int, default=312, help="queries reranked end to end")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--latency_queries", type=int, default=20)
+    parser.add_argument("--students", nargs="+", choices=list(STUDENTS), default=list(STUDENTS))
+    parser.add_argument("--no_latency", action="store_true", help="quality only (a student added to a run)")
+    parser.add_argument("--results", default="results.json", help="file name under --out")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
     results: dict[str, object] = {"load_before": os.getloadavg()}
 
-    students = {name: train(name, extra, args) for name, extra in STUDENTS.items()}
+    students = {name: train(name, STUDENTS[name], args) for name in args.students}
     results["train_seconds"] = {
         name: json.loads((path / "train_results.json").read_text())["train_runtime"] for name, path in students.items()
     }
@@ -137,7 +140,7 @@ def main() -> None:
         pool = indexes[name].texts
         _, ids = indexes[name].search(encoders[name].embed_contexts(contexts), max(KS))
         recalls[name] = recall(ids.tolist(), [pool.index(p) for p in positives])
-    pool = list(indexes["no teacher"].texts)
+    pool = list(next(iter(indexes.values())).texts)
     targets = [pool.index(p) for p in positives]
     bm25_ids = bm25_retrieve(pool, contexts, max(KS))
     recalls["BM25"] = recall(bm25_ids, targets)
@@ -172,37 +175,38 @@ def main() -> None:
             scores.append(entry["score"])
             labels.append(groups[g]["labels"][entry["corpus_id"]])
     tens["teacher (cross-encoder)"] = compute_ranking_metrics(ids, scores, labels)["r10@1"]
-    tens["BM25"] = json.loads((students["no teacher"] / "test_results.json").read_text())["test_bm25_r10@1"]
+    tens["BM25"] = json.loads((next(iter(students.values())) / "test_results.json").read_text())["test_bm25_r10@1"]
     results["r10@1"] = tens
 
     # latency
-    best = max(students, key=lambda name: recalls[name]["R@100"])
-    encoder, index = encoders[best], indexes[best]
-    queries = contexts[: args.latency_queries]
-    results["encode_context_ms"] = per_query_ms(lambda c: encoder.embed_contexts([c]), queries)
-    rng = np.random.default_rng(0)
-    query_vectors = encoder.embed_contexts(queries)
-    results["search"] = search_latency(np.asarray(index.embeddings), args.sizes, query_vectors, rng)
-    random_768 = rng.standard_normal((10_000, 768), dtype=np.float32)
-    random_queries = rng.standard_normal((len(queries), 768), dtype=np.float32)
-    results["search"] += search_latency(random_768, args.sizes, random_queries, rng)
-    responder = Responder(encoder, index, teacher, retrieve_k=100)
-    results["respond_ms_top100"] = per_query_ms(lambda c: responder.respond(c, top_k=5), queries)
-    index_dir = args.out / "indexes" / students[best].name
-    on_disk = sum(f.stat().st_size for f in index_dir.iterdir())
-    text_bytes = (index_dir / "replies.jsonl").stat().st_size
-    results["index_on_disk"] = {
-        "replies": len(index),
-        "bytes": on_disk,
-        "bytes per reply (vectors)": 4 * index.dim,
-        "bytes per reply (text)": text_bytes / len(index),
-        "1M replies, computed MB": (1_000_000 * (4 * index.dim + text_bytes / len(index))) / 2**20,
-        "1M replies at 768-d, computed MB": (1_000_000 * (4 * 768 + text_bytes / len(index))) / 2**20,
-    }
-    results["latency_student"] = best
+    if not args.no_latency:
+        best = max(students, key=lambda name: recalls[name]["R@100"])
+        encoder, index = encoders[best], indexes[best]
+        queries = contexts[: args.latency_queries]
+        results["encode_context_ms"] = per_query_ms(lambda c: encoder.embed_contexts([c]), queries)
+        rng = np.random.default_rng(0)
+        query_vectors = encoder.embed_contexts(queries)
+        results["search"] = search_latency(np.asarray(index.embeddings), args.sizes, query_vectors, rng)
+        random_768 = rng.standard_normal((10_000, 768), dtype=np.float32)
+        random_queries = rng.standard_normal((len(queries), 768), dtype=np.float32)
+        results["search"] += search_latency(random_768, args.sizes, random_queries, rng)
+        responder = Responder(encoder, index, teacher, retrieve_k=100)
+        results["respond_ms_top100"] = per_query_ms(lambda c: responder.respond(c, top_k=5), queries)
+        index_dir = args.out / "indexes" / students[best].name
+        on_disk = sum(f.stat().st_size for f in index_dir.iterdir())
+        text_bytes = (index_dir / "replies.jsonl").stat().st_size
+        results["index_on_disk"] = {
+            "replies": len(index),
+            "bytes": on_disk,
+            "bytes per reply (vectors)": 4 * index.dim,
+            "bytes per reply (text)": text_bytes / len(index),
+            "1M replies, computed MB": (1_000_000 * (4 * index.dim + text_bytes / len(index))) / 2**20,
+            "1M replies at 768-d, computed MB": (1_000_000 * (4 * 768 + text_bytes / len(index))) / 2**20,
+        }
+        results["latency_student"] = best
     results["faiss"] = faiss_available()
     results["load_after"] = os.getloadavg()
-    (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    (args.out / args.results).write_text(json.dumps(results, indent=2, ensure_ascii=False))
     print(format_metrics_table(recalls))
     print(format_metrics_table(end_to_end))
     print(json.dumps({k: v for k, v in results.items() if k not in ("recall", "end_to_end")}, indent=2))
