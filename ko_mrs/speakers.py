@@ -22,10 +22,12 @@ Two encodings, each a switch (:class:`UtteranceFeatures`), both for speakers and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
+
+from ko_mrs.cli_errors import UsageError
 
 ENCODINGS = ("none", "tokens", "embeddings")
 DEFAULT_MAX_SPEAKERS = 4
@@ -42,7 +44,9 @@ def distance_token(distance: int) -> str:
     return f"[T{distance}]"
 
 
-def relative_speakers(context: Sequence[str], reply_speaker: str, max_speakers: int = DEFAULT_MAX_SPEAKERS) -> list[int]:
+def relative_speakers(
+    context: Sequence[str], reply_speaker: str, max_speakers: int = DEFAULT_MAX_SPEAKERS
+) -> list[int]:
     """Relative id of each context turn's speaker: 0 the reply's speaker, then others by their last turn.
 
     ``["A", "B", "C", "B"]`` with the reply by ``"A"`` gives ``[0, 1, 2, 1]``: B spoke last (1), then C (2).
@@ -137,3 +141,40 @@ class UtteranceFeatures:
         """The settings a model was trained with; none for a model trained before they existed."""
         values = {key: getattr(config, CONFIG_PREFIX + key, None) for key in cls.__dataclass_fields__}
         return cls(**{key: value for key, value in values.items() if value is not None})
+
+
+@dataclass
+class UtteranceFeatureArguments:
+    """The run scripts' switches; each left unset takes the checkpoint's value (a post-trained model's), else off."""
+
+    speaker_encoding: str | None = field(
+        default=None,
+        metadata={
+            "help": "Speakers relative to the reply: tokens ([SPK0].. before each utterance; a plain "
+            "BertForSequenceClassification), embeddings (SA-BERT style, zero-initialised), or none.",
+            "choices": ENCODINGS,
+        },
+    )
+    turn_distance_encoding: str | None = field(
+        default=None,
+        metadata={
+            "help": "Turns back from the reply, per utterance: tokens ([T1]..), embeddings or none.",
+            "choices": ENCODINGS,
+        },
+    )
+    max_speakers: int | None = field(
+        default=None,
+        metadata={"help": f"Speaker ids; the last is shared by the rest (default {DEFAULT_MAX_SPEAKERS})."},
+    )
+    max_turn_distance: int | None = field(
+        default=None, metadata={"help": f"Distances past this share its id (default {DEFAULT_MAX_TURN_DISTANCE})."}
+    )
+
+    def resolve(self, config: Any) -> UtteranceFeatures:
+        """These settings over those recorded in ``config`` (the checkpoint's), over the defaults."""
+        recorded = asdict(UtteranceFeatures.from_config(config))
+        given = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        try:
+            return UtteranceFeatures(**(recorded | given))
+        except ValueError as err:
+            raise UsageError(str(err)) from None

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from operator import itemgetter
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
+import run_fine_tuning
+import run_post_training
 from data_collators import Markers, assemble_pair
+from ko_mrs.dialogue_data import build_eval_groups, read_dialogues, read_eval_groups, write_jsonl
+from ko_mrs.ranking import ResponseSelector
+from ko_mrs.ranking import main as ranking_main
 from ko_mrs.speakers import (
     UtteranceFeatures,
     alternating_speakers,
@@ -172,3 +179,83 @@ def test_a_model_with_speaker_embeddings_refuses_a_batch_without_speaker_ids(tmp
     del inputs["speaker_ids"]
     with pytest.raises(ValueError, match="speaker_ids"):
         aware(**inputs)
+
+
+# ------------------------------------------------------------------------------ end to end: train, rank, refuse
+
+
+@pytest.fixture(scope="module")
+def speaker_groups(tiny_setup: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dialogues, _ = read_dialogues(tiny_setup["validation"])
+    groups = build_eval_groups(dialogues, seed=0)[:6]
+    assert all(len(g["speakers"]) == len(g["context"]) and g["reply_speaker"] for g in groups)
+    return write_jsonl(groups, tmp_path_factory.mktemp("groups") / "groups.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("speaker_encoding", "turn_distance_encoding", "selector_class"),
+    [("tokens", "tokens", BertForSequenceClassification), ("embeddings", "embeddings", BertForSpeakerAwareSelection)],
+)
+def test_fine_tuned_with_speakers_ranks_as_evaluation_scored(
+    tiny_setup: dict[str, Path],
+    speaker_groups: Path,
+    tmp_path: Path,
+    speaker_encoding: str,
+    turn_distance_encoding: str,
+    selector_class: type,
+) -> None:
+    """Post-train and fine-tune a few steps with speakers on; the selector then lays pairs out as evaluation did."""
+    common = ["--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true", "--max_steps", "3"]
+    features = ["--speaker_encoding", speaker_encoding, "--turn_distance_encoding", turn_distance_encoding]
+    post = tmp_path / "post"
+    run_post_training.run(
+        ["--model_name_or_path", str(tiny_setup["model"]), "--train_files", str(tiny_setup["train"]),
+         "--output_dir", str(post), "--do_train", "--per_device_train_batch_size", "8", *common, *features]
+    )  # fmt: skip
+    fine = tmp_path / "fine"
+    run_fine_tuning.run(
+        ["--model_name_or_path", str(post), "--train_files", str(tiny_setup["train"]),
+         "--test_groups", str(speaker_groups), "--output_dir", str(fine), "--do_train", "--do_predict",
+         "--learning_rate", "1e-3", "--per_device_train_batch_size", "4", *common]  # features: the checkpoint's
+    )  # fmt: skip
+    selector = ResponseSelector.from_pretrained(str(fine), device="cpu")
+    assert type(selector.model) is selector_class
+    assert selector.features.speaker_encoding == speaker_encoding
+    groups = read_eval_groups(speaker_groups)
+    predictions = [json.loads(line) for line in (fine / "test_predictions.jsonl").read_text("utf-8").splitlines()]
+    evaluated: dict[str, list[float]] = {}
+    for group in groups:
+        probabilities = selector.score(
+            group["context"], group["candidates"], speakers=group["speakers"], reply_speaker=group["reply_speaker"]
+        )
+        ours = sorted((p for p in predictions if p["group_id"] == group["group_id"]), key=itemgetter("candidate_index"))
+        evaluated[group["group_id"]] = [p["probability"] for p in ours]
+        assert probabilities == pytest.approx(evaluated[group["group_id"]], abs=1e-5)
+    # who speaks changes the score: the features reach the model (made large first: 3 steps leave them near 0)
+    with torch.no_grad():
+        if speaker_encoding == "tokens":
+            selector.model.get_input_embeddings().weight[list(selector.markers.speaker_tokens)] = torch.randn(4, 32)
+        else:
+            selector.model.utterance_features.speaker.weight.normal_()
+    group = groups[0]
+    # the last turn (all that max_length 64 keeps of the context) said by the reply's speaker instead of the other
+    swapped = selector.score(
+        group["context"], group["candidates"], speakers=group["speakers"], reply_speaker=group["speakers"][-1]
+    )
+    assert swapped != selector.score(
+        group["context"], group["candidates"], speakers=group["speakers"], reply_speaker=group["reply_speaker"]
+    )
+    with pytest.raises(ValueError, match=r"speakers has 1 entries for \d+ context turns"):
+        selector.rank(group["context"], group["candidates"], speakers=["A"], reply_speaker="A")
+    with pytest.raises(ValueError, match="reply_speaker go together"):
+        selector.rank(group["context"], group["candidates"], speakers=group["speakers"])
+    # the CLI and the JSONL format: the same refusal as one line naming the line, exit 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**group, "speakers": ["A"]}, ensure_ascii=False) + "\n", "utf-8")
+    assert ranking_main(["--model", str(fine), "--input", str(bad), "--output", str(tmp_path / "out.jsonl")]) == 2
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(group, ensure_ascii=False) + "\n", "utf-8")
+    assert ranking_main(["--model", str(fine), "--input", str(good), "--output", str(tmp_path / "out.jsonl")]) == 0
+    ranked = json.loads((tmp_path / "out.jsonl").read_text("utf-8"))["ranking"]
+    by_id = {hit["corpus_id"]: hit["score"] for hit in ranked}
+    assert [by_id[i] for i in range(len(by_id))] == pytest.approx(evaluated[group["group_id"]], abs=1e-5)
