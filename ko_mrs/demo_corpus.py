@@ -600,9 +600,10 @@ def build_multiparty_groups(
     """One group per dialogue that has a turn where the speaker switches threads and the other thread goes on.
 
     The reply at such a turn ``t`` answers someone other than the last speaker, and its speaker has spoken
-    before (without that, even the speakers could not tell which thread the reply continues). Its negatives: the other thread's
-    next turn (``wrong_speaker_candidate``: the right content for the last turn, said by someone other than the
-    reply's speaker) and random utterances of other dialogues. Groups carry ``speakers`` and ``reply_speaker``.
+    before (without that, even the speakers could not tell which thread the reply continues). Its negatives: the
+    other thread's next turn (``wrong_speaker_candidate``: the right content for the last turn, said by someone
+    other than the reply's speaker) and random utterances of other dialogues. Groups carry ``speakers`` and
+    ``reply_speaker``.
     """
     rng = random.Random(seed)
     pool = [(d, u) for d, dialogue in enumerate(dialogues) for u in dialogue["utterances"]]

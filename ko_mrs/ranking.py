@@ -98,6 +98,8 @@ class ResponseSelector:
         # the speaker / turn-distance features fine-tuning recorded in the config, laid out as it laid them out
         self.features = UtteranceFeatures.from_config(model.config)
         self.markers = Markers.from_tokenizer(tokenizer, self.features)
+        # the latest turns fine-tuning kept (--max_turns), so a long context is cut where training cut it
+        self.max_turns: int | None = getattr(model.config, "mrs_max_turns", None)
         self._said_alternation = False
 
     @classmethod
@@ -258,6 +260,8 @@ class ResponseSelector:
         ids = dict(zip(texts, encoded, strict=True))
         pairs: list[Pair] = []
         for context, candidates, speakers in groups:
+            if self.max_turns is not None:
+                context, speakers = context[-self.max_turns :], speakers and speakers[-self.max_turns :]
             context_ids = [ids[text] for text in context]
             pairs.extend(
                 assemble_pair(
