@@ -284,11 +284,8 @@ class BertForResponseSelection(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=False)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        _add_classifier(self, config)
         self.post_init()
 
     def forward(
@@ -323,14 +320,11 @@ class BertForSpeakerAwareSelection(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.mean_pooled = getattr(config, "mrs_pooling", "cls") == "mean"
         if self.mean_pooled:
             self._keys_to_ignore_on_load_unexpected = [*self._keys_to_ignore_on_load_unexpected, r"^bert\.pooler\."]
         self.bert = BertModel(config, add_pooling_layer=not self.mean_pooled)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        _add_classifier(self, config)
         self.utterance_features = UtteranceFeatureEmbeddings(config)
         self.post_init()
 
@@ -362,6 +356,14 @@ class BertForSpeakerAwareSelection(BertPreTrainedModel):
         pooled = mean_pool(outputs.last_hidden_state, attention_mask) if self.mean_pooled else outputs.pooler_output
         logits = self.classifier(self.dropout(pooled))
         return _classifier_output(self, logits, labels, return_dict)
+
+
+def _add_classifier(model: BertPreTrainedModel, config: BertConfig) -> None:
+    """The selector heads' dropout + linear classifier, named as in `BertForSequenceClassification`."""
+    model.num_labels = config.num_labels
+    dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    model.dropout = nn.Dropout(dropout)
+    model.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
 
 def _classifier_output(
