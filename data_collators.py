@@ -280,6 +280,8 @@ class PostTrainingCollator:
     ``urc_probabilities`` gives P(label) in label order: for 3 labels, (another dialogue, another
     utterance of the same dialogue, the true next utterance), BERT-FP's 50/25/25 by default; for
     ``num_urc_labels=2`` (NSP-style ablation), (another dialogue, true next), 50/50 by default.
+    ``features`` (:mod:`ko_mrs.speakers`): speakers relative to the window's true next turn, for every URC
+    candidate alike; marker tokens are special tokens, so MLM never masks them.
     MLM masks ``mlm_probability`` of the maskable (non-special) tokens, BERT's 80/10/10; with
     ``whole_word_masking`` a word (a token and its following ``##`` pieces) is masked whole.
     """
@@ -412,6 +414,7 @@ class ResponseSelectionCollator:
     A listwise row (``candidate_*`` and ``label`` are lists, positive first; see
     ``ko_mrs.preprocessing.build_pairs(listwise=True)``) becomes its pairs, consecutive, so the batch holds
     ``len(features)`` groups of equal size. No randomness: negatives were drawn when the rows were built.
+    ``features`` (:mod:`ko_mrs.speakers`): speakers relative to the context's true next turn, for every candidate.
     """
 
     tokenizer: PreTrainedTokenizerBase
