@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from operator import itemgetter
 from pathlib import Path
 
@@ -203,6 +204,7 @@ def test_fine_tuned_with_speakers_ranks_as_evaluation_scored(
     speaker_encoding: str,
     turn_distance_encoding: str,
     selector_class: type,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Post-train and fine-tune a few steps with speakers on; the selector then lays pairs out as evaluation did."""
     common = ["--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true", "--max_steps", "3"]
@@ -249,6 +251,16 @@ def test_fine_tuned_with_speakers_ranks_as_evaluation_scored(
         selector.rank(group["context"], group["candidates"], speakers=["A"], reply_speaker="A")
     with pytest.raises(ValueError, match="reply_speaker go together"):
         selector.rank(group["context"], group["candidates"], speakers=group["speakers"])
+    # without speakers: two alternating parties, said once; the demo's two-party groups score the same either way
+    with caplog.at_level(logging.WARNING, logger="ko_mrs.ranking"):
+        assumed = selector.score(group["context"], group["candidates"])
+        selector.score(group["context"], group["candidates"])
+    assert [r.message for r in caplog.records].count(
+        "no speakers given: assuming two parties alternate, the reply's speaker two turns back"
+    ) == 1
+    assert assumed == selector.score(
+        group["context"], group["candidates"], speakers=group["speakers"], reply_speaker=group["reply_speaker"]
+    )
     # the CLI and the JSONL format: the same refusal as one line naming the line, exit 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({**group, "speakers": ["A"]}, ensure_ascii=False) + "\n", "utf-8")
