@@ -6,7 +6,8 @@ demo's two-party dialogues and the multi-party ones (``demo_corpus --multi-party
 model is scored on two test sets: the two-party demo groups, and the multi-party groups, where the reply answers
 someone other than the last speaker and one negative is the other thread's next turn (the right content said by
 the wrong speaker). ``wrong-speaker wins`` is the share of multi-party groups where that negative outranks the
-true reply. A finished row's folder is read, not rerun.
+true reply. A finished row's folder is read, not rerun: rows can run in parallel processes (``--rows``), and a
+last run over all rows prints the whole table.
 
     python benchmarks/bench_speakers.py --out runs/bench_speakers --post_steps 150 --steps 300
 """
@@ -101,6 +102,8 @@ def evaluate(model: Path, groups_file: Path) -> dict[str, float]:
 
 def run_row(name: str, encodings: tuple[str, str], files: dict, args: argparse.Namespace) -> dict:
     folder = args.out / name.replace(" ", "_").replace("+", "and")
+    if (folder / "result.json").is_file():  # a finished row (e.g. run by another process with --rows)
+        return json.loads((folder / "result.json").read_text())
     features = ["--speaker_encoding", encodings[0], "--turn_distance_encoding", encodings[1]]
     common = ["--max_seq_length", str(args.max_seq_length), "--seed", str(args.seed), "--report_to", "none",
               "--disable_tqdm", "true", "--save_strategy", "no", "--logging_steps", "50"]  # fmt: skip
