@@ -271,3 +271,22 @@ def test_fine_tuned_with_speakers_ranks_as_evaluation_scored(
     ranked = json.loads((tmp_path / "out.jsonl").read_text("utf-8"))["ranking"]
     by_id = {hit["corpus_id"]: hit["score"] for hit in ranked}
     assert [by_id[i] for i in range(len(by_id))] == pytest.approx(evaluated[group["group_id"]], abs=1e-5)
+
+
+def test_ranking_cuts_the_context_where_fine_tuning_did(tiny_setup: dict[str, Path]) -> None:
+    """A model fine-tuned with --max_turns 1 records it; ranking then sees only the last turn, as training did."""
+    from transformers import AutoTokenizer
+
+    from ko_mrs.preprocessing import add_eot_token
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_setup["model"])
+    add_eot_token(tokenizer)
+    model = BertForSequenceClassification.from_pretrained(tiny_setup["model"], num_labels=2)
+    model.resize_token_embeddings(len(tokenizer))
+    context, candidates = ["안녕하세요, 차를 사려고요.", "어떤 차를 찾으세요?"], ["SUV요.", "배고파요."]
+    model.config.mrs_max_turns = 1
+    cut = ResponseSelector(model, tokenizer)
+    assert cut.score(context, candidates) == cut.score(context[-1:], candidates)
+    model.config.mrs_max_turns = None
+    whole = ResponseSelector(model, tokenizer)
+    assert whole.score(context, candidates) != whole.score(context[-1:], candidates)
