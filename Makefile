@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==$(TORCH_VERSION)
 	$(PY) -m pip install -q -e ".[dev,web]"
+	$(PY) -m pip install -q -e ".[onnx,openvino]"
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium fonts-nanum) \
 		|| echo "note: could not install chromium; the browser test will skip"
 	touch $(STAMP)

@@ -28,8 +28,11 @@ from transformers import (
 )
 
 from data_collators import ResponseSelectionCollator
+from ko_mrs.adversarial import evaluate_adversarial, generate_negatives, read_adversarial_files
+from ko_mrs.backends import require
 from ko_mrs.cli_errors import UsageError, cli_main
 from ko_mrs.dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues
+from ko_mrs.export import export_onnx
 from ko_mrs.fine_tuning import (
     ID2LABEL,
     POOLINGS,
@@ -50,6 +53,8 @@ from ko_mrs.preprocessing import (
     groups_to_pairs,
     tokenize_dialogues,
 )
+from ko_mrs.ranking import ResponseSelector
+from ko_mrs.session_training import train_session
 from ko_mrs.speakers import UtteranceFeatureArguments
 from ko_mrs.training import (
     apply_config_overrides,
@@ -110,6 +115,14 @@ class DataArguments:
     hard_negative_pool_top_k: int = field(
         default=10, metadata={"help": "Hard negatives are drawn from this many best BM25 hits per context."}
     )
+    adversarial_negative_ratio: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of negatives that are rule-based perturbations of the context's own true reply (negation, "
+            "tense, swaps, antonyms, question <-> statement, repetition, topic: ko_mrs/adversarial.py), generated "
+            "once with Kiwi and cached; the rest are hard (--hard_negative_ratio) or random."
+        },
+    )
     max_turns: int | None = field(default=None, metadata={"help": "Keep at most this many latest context turns."})
     max_seq_length: int = field(default=DEFAULT_MAX_LENGTH)
     same_corpus_negatives: bool = field(default=True)
@@ -117,10 +130,33 @@ class DataArguments:
     max_train_samples: int | None = field(default=None)
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Evaluations without gain."})
     bm25_baseline: bool = field(default=True, metadata={"help": "Also score BM25 on the same groups."})
+    adversarial_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Adversarial suites (JSONL, `mrs-eval make`): after training, pairwise accuracy per perturbation "
+            "type beside BM25, saved as adversarial_results.json and put in the model card's model-index."
+        },
+    )
+    task: str = field(
+        default="selection",
+        metadata={
+            "help": "selection: the response selector; session: the URC head alone as a same-session classifier "
+            "(ko_mrs/session_training.py; uses train_files, validation_files, max_turns, max_seq_length).",
+            "choices": ("selection", "session"),
+        },
+    )
+    validation_files: list[str] = field(
+        default_factory=list, metadata={"help": "--task session: held-out dialogues for --do_eval."}
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.hard_negative_ratio <= 1.0:
             raise UsageError(f"--hard_negative_ratio must be within [0, 1], got {self.hard_negative_ratio}")
+        if not 0.0 <= self.adversarial_negative_ratio <= 1.0 - self.hard_negative_ratio:
+            raise UsageError(
+                f"--adversarial_negative_ratio must be within [0, 1 - hard_negative_ratio], got "
+                f"{self.adversarial_negative_ratio} beside --hard_negative_ratio {self.hard_negative_ratio}"
+            )
         if self.hard_negative_pool_top_k < 1:
             raise UsageError(f"--hard_negative_pool_top_k must be at least 1, got {self.hard_negative_pool_top_k}")
 
@@ -131,8 +167,12 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         (ModelArguments, DataArguments, FineTuningArguments, HubArguments, UtteranceFeatureArguments)
     )
     model_args, data_args, training_args, hub_args, feature_args = parse_args(parser, argv)
+    if training_args.export_onnx:
+        require("onnx")  # a missing ONNX Runtime stops the run now, not after training
     setup_logging(training_args)
     set_seed(training_args.seed)
+    if data_args.task == "session":
+        return train_session(model_args, data_args, training_args, hub_args)
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     add_eot_token(tokenizer)
@@ -153,6 +193,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     # group files are read only for the stages that use them, so a config naming them runs without them
     validation_groups = read_eval_groups(data_args.validation_groups) if training_args.do_eval else None
     test_groups = read_eval_groups(data_args.test_groups) if training_args.do_predict else None
+    # read before training, so a bad suite fails in seconds rather than after the run
+    adversarial = read_adversarial_files(data_args.adversarial_files) if data_args.adversarial_files else None
 
     train_pairs = train_collator = None
     if training_args.do_train:
@@ -164,7 +206,11 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 logger.info("read %s", report)
             require_two_dialogues(dialogues, data_args.train_files)
             tokenized = tokenize_dialogues(dialogues, tokenizer)
-            pool = DialoguePool(tokenized, same_corpus_negatives=data_args.same_corpus_negatives)
+            generated = extra = None
+            if data_args.adversarial_negative_ratio > 0:
+                generated = generate_negatives(dialogues, seed=training_args.seed)
+                extra = tokenize_dialogues(generated.texts, tokenizer)
+            pool = DialoguePool(tokenized, same_corpus_negatives=data_args.same_corpus_negatives, extra=extra)
             hard = None
             if data_args.hard_negative_ratio > 0:
                 hard = mine_hard_negatives(
@@ -181,7 +227,13 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 max_turns=data_args.max_turns,
                 seed=training_args.seed,
                 listwise=training_args.loss == "listwise",
-                sampler=NegativeSampler(pool, hard, data_args.hard_negative_ratio),
+                sampler=NegativeSampler(
+                    pool,
+                    hard,
+                    data_args.hard_negative_ratio,
+                    None if generated is None else generated.lists,
+                    data_args.adversarial_negative_ratio,
+                ),
             )
         if data_args.max_train_samples is not None:
             train_pairs = train_pairs.select(range(min(data_args.max_train_samples, len(train_pairs))))
@@ -217,6 +269,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     model.config.mrs_max_turns = data_args.max_turns
 
     metrics: dict[str, float] = {}
+    adversarial_results: dict[str, float] = {}
 
     def card(repo_id: str):
         # test results when there are some, else validation results; keys like "test_r10@1" -> "r10@1"
@@ -231,6 +284,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 "negatives_per_positive": data_args.negatives_per_positive,
                 "hard_negative_ratio": data_args.hard_negative_ratio,
                 "hard_negative_tokenizer": data_args.hard_negative_tokenizer,
+                "adversarial_negative_ratio": data_args.adversarial_negative_ratio,
                 "max_turns": data_args.max_turns,
                 "max_seq_length": data_args.max_seq_length,
                 "loss": training_args.loss,
@@ -240,6 +294,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             },
             hub_args=hub_args,
             eval_results={k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
+            adversarial_results=adversarial_results,
+            onnx=training_args.export_onnx,
         )
 
     callbacks = []
@@ -290,6 +346,16 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 output.label_ids,
             )
             logger.info("test groups: %s\n%s", data_args.test_groups, format_metrics_table(table))
+    if adversarial is not None and trainer.is_world_process_zero():
+        selector = ResponseSelector(
+            trainer.model, tokenizer, max_length=data_args.max_seq_length, batch_size=training_args.eval_batch_size
+        )
+        report = evaluate_adversarial(adversarial, selector.score)
+        adversarial_results.update(report.metrics(prefix=""))
+        trainer.save_metrics("adversarial", adversarial_results, combined=False)
+        logger.info("adversarial suites: %s\n%s", ", ".join(data_args.adversarial_files), report.table())
+    if training_args.export_onnx and trainer.is_world_process_zero():
+        export_onnx(training_args.output_dir, quantize="int8")  # before the card and the push, which include it
     trainer.create_model_card()  # the card beside the weights, pushed or not, with the final numbers
     if training_args.push_to_hub:
         push_final(trainer)

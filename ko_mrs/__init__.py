@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ko_mrs.ranking import ResponseSelector
+    from ko_mrs.session import SessionClassifier
 
-__all__ = ["ResponseSelector"]
+__all__ = ["ResponseSelector", "SessionClassifier"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from ko_mrs.ranking import ResponseSelector
 
         return ResponseSelector
+    if name == "SessionClassifier":
+        from ko_mrs.session import SessionClassifier
+
+        return SessionClassifier
     raise AttributeError(f"module 'ko_mrs' has no attribute {name!r}")

@@ -24,18 +24,25 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+from datasets import Dataset, Features, List, Value
+from datasets.fingerprint import Hasher
+
 from ko_mrs.bm25 import bm25_scores
 from ko_mrs.cli_errors import UsageError, check_output_file, cli_main
-from ko_mrs.negatives import kiwi, normalise
+from ko_mrs.negatives import MINED_FEATURES, kiwi, normalise
 
 __all__ = [
     "PERTURBATIONS",
     "AdversarialPair",
+    "GeneratedNegatives",
     "TypeAccuracy",
     "evaluate_adversarial",
+    "generate_negatives",
     "interrogative",
     "lexical_contradiction",
     "make_adversarial_suite",
@@ -134,9 +141,13 @@ class Morph(NamedTuple):
     end: int
 
 
-def morphemes(text: str) -> list[Morph]:
-    """Kiwi's analysis, tags without their regular/irregular suffix (``VV-R`` -> ``VV``)."""
-    return [Morph(t.form, t.tag.split("-")[0], t.start, t.start + t.len) for t in kiwi().tokenize(text)]
+@lru_cache(maxsize=1 << 16)
+def morphemes(text: str) -> tuple[Morph, ...]:
+    """Kiwi's analysis, tags without their regular/irregular suffix (``VV-R`` -> ``VV``).
+
+    Cached: the seven perturbations of one reply (and the context turns of its neighbours) share one analysis.
+    """
+    return tuple(Morph(t.form, t.tag.split("-")[0], t.start, t.start + t.len) for t in kiwi().tokenize(text))
 
 
 class Edit(NamedTuple):
@@ -503,6 +514,75 @@ def make_adversarial_suite(
     return pairs
 
 
+class GeneratedNegatives(NamedTuple):
+    """Perturbed replies as training negatives (:func:`generate_negatives`).
+
+    ``texts``: one pool row per training dialogue (``utterances``, ``num_turns``, ``corpus``), holding that
+    dialogue's perturbations; ``lists``: in the mined-negatives layout of :mod:`ko_mrs.negatives`, per context
+    the (pool row, position) of its own reply's perturbations, the pool row being ``len(dialogues) + d``.
+    """
+
+    texts: Dataset
+    lists: Dataset
+
+
+def generate_negatives(dialogues: Dataset, *, seed: int = 0, per_context: int = 2) -> GeneratedNegatives:
+    """Up to ``per_context`` perturbations of each context's true reply, the types in a per-dialogue seeded order.
+
+    Cached by ``datasets`` under a fingerprint of the dialogues and these settings: Kiwi analyses each reply once
+    (:func:`morphemes` is cached), which is still the slow part (hundreds of replies a second).
+    """
+    if per_context < 1:
+        raise ValueError(f"per_context must be at least 1, got {per_context}")
+    offset = len(dialogues)
+    state: dict[str, Any] = {}
+
+    def perturb(turns_batch: list[list[str]], dialogue_ids: list[str], ids: list[int]) -> dict[str, list]:
+        if not state:  # every utterance, for the topic rule's borrowed sentences; read on the first batch only
+            state["pool"] = [u for turns in dialogues["utterances"] for u in turns]
+            state["owner"] = np.repeat(np.arange(offset), dialogues["num_turns"][:])
+        pool, owner = state["pool"], state["owner"]
+        out: dict[str, list] = {"utterances": [], "hard_dialogue": [], "hard_position": []}
+        for d, turns, dialogue_id in zip(ids, turns_batch, dialogue_ids, strict=True):
+            rng = random.Random(f"{seed}:{dialogue_id}")
+            others = [pool[j] for j in rng.sample(range(len(pool)), min(len(pool), 64)) if owner[j] != d]
+            texts: list[str] = []
+            rows, positions = [], []
+            for t in range(1, len(turns)):
+                order = list(PERTURBATIONS)
+                rng.shuffle(order)
+                made: list[int] = []
+                for perturbation in order:
+                    false = perturbation.apply(turns[t], turns[:t], others, rng)
+                    if false is not None and normalise(false) != normalise(turns[t]):
+                        made.append(len(texts))
+                        texts.append(false)
+                        if len(made) == per_context:
+                            break
+                rows.append([offset + d] * len(made))
+                positions.append(made)
+            out["utterances"].append(texts)
+            out["hard_dialogue"].append(rows)
+            out["hard_position"].append(positions)
+        return out
+
+    features = Features({"utterances": List(Value("string")), **MINED_FEATURES})
+    made = dialogues.map(
+        perturb,
+        batched=True,
+        with_indices=True,
+        input_columns=["utterances", "id"],
+        remove_columns=dialogues.column_names,
+        features=features,
+        new_fingerprint=Hasher.hash([dialogues._fingerprint, seed, per_context, TYPES, "adversarial-v1"]),
+        desc="Generating adversarial negatives",
+    )
+    texts = made.select_columns(["utterances"])
+    texts = texts.add_column("num_turns", [len(u) for u in texts["utterances"]])
+    texts = texts.add_column("corpus", ["adversarial"] * len(texts))
+    return GeneratedNegatives(texts, made.select_columns(["hard_dialogue", "hard_position"]))
+
+
 class AdversarialFormatError(UsageError, ValueError):
     """A suite line that is not a context with one true and at least one false candidate."""
 
@@ -580,7 +660,11 @@ class AdversarialReport:
         return total
 
     def metrics(self, prefix: str = "adversarial_") -> dict[str, float]:
-        out = {f"{prefix}{name}_accuracy": entry.accuracy for name, entry in sorted(self.types.items())}
+        """``{prefix}{type}_accuracy`` and ``{prefix}{type}_bm25_accuracy`` per type, then the overall pair."""
+        out: dict[str, float] = {}
+        for name, entry in sorted(self.types.items()):
+            out[f"{prefix}{name}_accuracy"] = entry.accuracy
+            out[f"{prefix}{name}_bm25_accuracy"] = entry.bm25_accuracy
         out[f"{prefix}accuracy"] = self.overall.accuracy
         out[f"{prefix}bm25_accuracy"] = self.overall.bm25_accuracy
         return out

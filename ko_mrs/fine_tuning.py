@@ -45,6 +45,13 @@ class FineTuningArguments(MrsTrainingArguments):
     metric_for_best_model: str | None = field(default="r10@1")
     greater_is_better: bool | None = field(default=True)
     label_names: list[str] | None = field(default_factory=lambda: ["labels"])
+    export_onnx: bool = field(
+        default=False,
+        metadata={
+            "help": "At the end, write onnx/model.onnx and onnx/model_qint8.onnx into output_dir (mrs-export; "
+            'pip install "ko-mrs[onnx]"): pushed with the model under --push_to_hub, and named in the card.'
+        },
+    )
 
 
 class EvalRows(NamedTuple):

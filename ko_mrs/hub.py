@@ -47,6 +47,8 @@ CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 STAGE_DESCRIPTIONS = {
     "post-training": "BERT-FP fine-grained post-training (MLM + 3-class utterance relevance classification on short "
     "dialogue windows). It is an encoder to fine-tune for response selection, not a ranker by itself.",
+    "session": "a same-session classifier: the BERT-FP utterance relevance head trained alone (ko-mrs `--task "
+    "session`), judging whether an utterance belongs to a conversation.",
     "fine-tuning": "a response selector: a cross-encoder that scores how likely a candidate is the next utterance of "
     "a dialogue context (2-class softmax, label `next`).",
 }
@@ -134,14 +136,20 @@ def build_model_card(
     hub_args: HubArguments,
     eval_results: dict[str, float] | None = None,
     health: dict[str, Any] | None = None,
+    adversarial_results: dict[str, float] | None = None,
+    onnx: bool = False,
 ) -> ModelCard:
     """A model card for a post-trained (``stage="post-training"``) or fine-tuned model, from ``model_card.md``.
 
     ``health`` (post-training): the collapse monitor's ``initial`` and ``final`` spreads and the run's
     ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived.
+    ``adversarial_results``: ``AdversarialReport.metrics(prefix="")`` of the run's adversarial suites, which the
+    model-index carries per perturbation type.
+    ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived. ``onnx``: the
+    repo holds ``mrs-export``'s ``onnx/model.onnx`` and ``onnx/model_qint8.onnx``; the card says how to load them.
     """
-    if stage not in ("post-training", "fine-tuning"):
-        raise ValueError(f"stage must be 'post-training' or 'fine-tuning', got {stage!r}")
+    if stage not in STAGE_DESCRIPTIONS:
+        raise ValueError(f"stage must be one of {', '.join(STAGE_DESCRIPTIONS)}, got {stage!r}")
     eval_name = hub_args.card_eval_dataset or "held-out groups"
     results = [
         EvalResult(
@@ -155,6 +163,19 @@ def build_model_card(
         )
         for key, value in (eval_results or {}).items()
         if key in METRIC_NAMES
+    ]
+    adversarial = _adversarial_rows(adversarial_results)
+    results += [
+        EvalResult(
+            task_type="text-ranking",
+            task_name="Adversarial response selection (pairwise)",
+            dataset_type="adversarial-suite",
+            dataset_name="ko-mrs adversarial suite",
+            metric_type="accuracy" if kind == "overall" else f"accuracy_{kind}",
+            metric_name=f"pairwise accuracy ({kind})",
+            metric_value=round(model_accuracy, 4),
+        )
+        for kind, model_accuracy, _ in adversarial
     ]
     data = ModelCardData(
         language="ko",
@@ -194,9 +215,25 @@ def build_model_card(
         eval_name=eval_name,
         results=results,
         health=_health_rows(health),
+        adversarial=adversarial,
+        session=_session_rows((health or {}).get("metrics") or {}),
+        onnx=onnx,
         hyperparameters=hyperparameters,
         citation=CITATION,
     )
+
+
+def _adversarial_rows(results: dict[str, float] | None) -> list[tuple[str, float, float]]:
+    """(type, model accuracy, BM25 accuracy) per perturbation type, then overall, from ``AdversarialReport.metrics``."""
+    if not results:
+        return []
+    kinds = [
+        key.removesuffix("_accuracy")
+        for key in sorted(results)
+        if key.endswith("_accuracy") and not key.endswith("bm25_accuracy") and key != "accuracy"
+    ]
+    rows = [(kind, results[f"{kind}_accuracy"], results[f"{kind}_bm25_accuracy"]) for kind in kinds]
+    return [*rows, ("overall", results["accuracy"], results["bm25_accuracy"])]
 
 
 def _health_rows(health: dict[str, Any] | None) -> list[tuple[str, str, str]]:
@@ -216,6 +253,19 @@ def _health_rows(health: dict[str, Any] | None) -> list[tuple[str, str, str]]:
         if key in metrics:
             rows.append((name, "-", f"{metrics[key]:.4f}"))
     return rows
+
+
+def _session_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """The held-out URC numbers the card's session section shows: accuracy per class and the same-session AUC."""
+    # without class 2 the head is the 2-class ablation, whose class 1 is the next utterance
+    same = "another utterance of the same dialogue" if "eval_urc_accuracy_class_2" in metrics else "the next one"
+    names = {
+        "eval_urc_accuracy_class_0": "accuracy, utterance of another dialogue",
+        "eval_urc_accuracy_class_1": f"accuracy, {same}",
+        "eval_urc_accuracy_class_2": "accuracy, the next utterance",
+        "eval_same_session_auc": "same-session AUC (1 - P(another dialogue))",
+    }
+    return [(name, f"{metrics[key]:.4f}") for key, name in names.items() if key in metrics]
 
 
 class HubPushMixin:

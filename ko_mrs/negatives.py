@@ -211,35 +211,57 @@ def mine_hard_negatives(
 
 
 class NegativeSampler:
-    """Draws negatives on a :class:`~ko_mrs.preprocessing.DialoguePool`: random, same-dialogue or hard ones.
+    """Draws negatives on a :class:`~ko_mrs.preprocessing.DialoguePool`: random, same-dialogue, hard or generated.
 
-    A context's negatives are each a hard negative with probability ``hard_ratio``, else random. Hard ones are
-    drawn without replacement from the context's mined list (falling back to random when it runs out); random
-    ones are an utterance of another dialogue of the same corpus (any corpus where the dialogue is alone in its
-    own: a model trained on mixed corpora otherwise learns to tell corpora apart rather than replies).
+    A context's negatives are each a hard negative with probability ``hard_ratio``, a generated adversarial one
+    (:func:`ko_mrs.adversarial.generate_negatives`: a perturbation of the context's own true reply) with
+    probability ``adversarial_ratio``, else random. Hard and generated ones are drawn without replacement from the
+    context's list (falling back to random when it runs out); random ones are an utterance of another dialogue of
+    the same corpus (any corpus where the dialogue is alone in its own: a model trained on mixed corpora otherwise
+    learns to tell corpora apart rather than replies).
     """
 
-    def __init__(self, pool: DialoguePool, hard: Dataset | None = None, hard_ratio: float = 0.0) -> None:
-        if not 0.0 <= hard_ratio <= 1.0:
-            raise ValueError(f"hard_negative_ratio must be within [0, 1], got {hard_ratio}")
-        if hard_ratio > 0 and hard is None:
-            raise ValueError("a hard_negative_ratio above 0 needs mined hard negatives")
-        if hard is not None and len(hard) != len(pool):
-            raise ValueError(f"mined hard negatives cover {len(hard)} dialogues, the pool holds {len(pool)}")
+    def __init__(
+        self,
+        pool: DialoguePool,
+        hard: Dataset | None = None,
+        hard_ratio: float = 0.0,
+        adversarial: Dataset | None = None,
+        adversarial_ratio: float = 0.0,
+    ) -> None:
+        for name, ratio, lists in (("hard", hard_ratio, hard), ("adversarial", adversarial_ratio, adversarial)):
+            if not 0.0 <= ratio <= 1.0:
+                raise ValueError(f"{name}_negative_ratio must be within [0, 1], got {ratio}")
+            if ratio > 0 and lists is None:
+                raise ValueError(f"a {name}_negative_ratio above 0 needs {name} negatives")
+            if lists is not None and len(lists) != len(pool):
+                raise ValueError(f"{name} negatives cover {len(lists)} dialogues, the pool holds {len(pool)}")
+        if hard_ratio + adversarial_ratio > 1.0:
+            raise ValueError(f"hard and adversarial negative ratios add up to {hard_ratio + adversarial_ratio} > 1")
         self.pool = pool
         self.hard = hard
         self.hard_ratio = hard_ratio
+        self.adversarial = adversarial
+        self.adversarial_ratio = adversarial_ratio
 
-    def hard_rows(self, dialogues: Sequence[int]) -> dict[int, list[list[NegativeCandidate]]]:
-        """The mined lists of these dialogues (one Arrow read), per position ``t - 1``; empty without mining."""
-        if self.hard is None or self.hard_ratio == 0:
+    @staticmethod
+    def _lists(lists: Dataset | None, dialogues: Sequence[int]) -> dict[int, list[list[NegativeCandidate]]]:
+        if lists is None:
             return {}
         unique = sorted(set(int(d) for d in dialogues))
-        rows = self.hard[unique]
+        rows = lists[unique]
         return {
             d: [[NegativeCandidate(*c) for c in zip(ds, ps, strict=True)] for ds, ps in zip(dl, pl, strict=True)]
             for d, dl, pl in zip(unique, rows["hard_dialogue"], rows["hard_position"], strict=True)
         }
+
+    def hard_rows(self, dialogues: Sequence[int]) -> dict[int, list[list[NegativeCandidate]]]:
+        """The mined lists of these dialogues (one Arrow read), per position ``t - 1``; empty without mining."""
+        return self._lists(self.hard if self.hard_ratio > 0 else None, dialogues)
+
+    def adversarial_rows(self, dialogues: Sequence[int]) -> dict[int, list[list[NegativeCandidate]]]:
+        """The generated lists of these dialogues, per position ``t - 1``, as :meth:`hard_rows`."""
+        return self._lists(self.adversarial if self.adversarial_ratio > 0 else None, dialogues)
 
     def other_dialogue(self, dialogue: int, rng: Rng) -> int:
         """A random dialogue of the same corpus that is not ``dialogue`` (any corpus if it is alone)."""
@@ -264,14 +286,24 @@ class NegativeSampler:
         return NegativeCandidate(dialogue, other_position + (other_position >= position))
 
     def draw(
-        self, dialogue: int, n: int, rng: random.Random, hard: Sequence[NegativeCandidate] = ()
+        self,
+        dialogue: int,
+        n: int,
+        rng: random.Random,
+        hard: Sequence[NegativeCandidate] = (),
+        adversarial: Sequence[NegativeCandidate] = (),
     ) -> list[NegativeCandidate]:
-        """``n`` negatives for a context of ``dialogue``; ``hard`` is its mined list (see :meth:`hard_rows`)."""
-        left = list(hard)
+        """``n`` negatives for a context of ``dialogue``; ``hard`` and ``adversarial`` are its lists (see
+        :meth:`hard_rows`, :meth:`adversarial_rows`). Without either ratio the RNG draws exactly as it always did."""
+        lists = ((self.hard_ratio, list(hard)), (self.adversarial_ratio, list(adversarial)))
+        mixing = self.hard_ratio > 0 or self.adversarial_ratio > 0
         out = []
         for _ in range(n):
-            if self.hard_ratio > 0 and rng.random() < self.hard_ratio and left:
-                out.append(left.pop(rng.randrange(len(left))))
-            else:
-                out.append(self.random_negative(dialogue, rng))
+            u, choice = (rng.random() if mixing else 1.0), None
+            for ratio, left in lists:
+                if u < ratio:
+                    choice = left.pop(rng.randrange(len(left))) if left else None
+                    break
+                u -= ratio
+            out.append(choice if choice is not None else self.random_negative(dialogue, rng))
         return out

@@ -19,6 +19,7 @@ from data_collators import PostTrainingCollator
 from ko_mrs.collapse_monitor import DEFAULT_THRESHOLD
 from ko_mrs.dialogue_data import read_dialogues, split_by_id
 from ko_mrs.head_warmup import parameter_groups, warmup_then_linear_decay
+from ko_mrs.session import urc_metrics
 from ko_mrs.training import MrsTrainer, MrsTrainingArguments
 
 # Eval draws use a fixed "epoch" so that every evaluation scores the same candidates and masks.
@@ -156,7 +157,7 @@ def _item(value: torch.Tensor | None) -> float:
 
 
 def compute_post_training_metrics(prediction: EvalPrediction) -> dict[str, float]:
-    """URC accuracy overall and per class, and MLM perplexity over the held-out windows."""
+    """URC accuracy overall and per class, the same-session AUC and MLM perplexity over the held-out windows."""
     predictions, labels = PostTrainingPredictions(*prediction.predictions), prediction.label_ids
     urc_logits, nll, counts = predictions
     metrics: dict[str, float] = {}
@@ -165,13 +166,8 @@ def compute_post_training_metrics(prediction: EvalPrediction) -> dict[str, float
         metrics["urc_prior"] = float(np.bincount(labels).max() / len(labels))
     if counts.sum() > 0:
         metrics["mlm_perplexity"] = float(math.exp(min(nll.sum() / counts.sum(), 50.0)))
-    if urc_logits.shape[1] > 1:
-        predicted = urc_logits.argmax(-1)
-        metrics["urc_accuracy"] = float((predicted == labels).mean())
-        for label in range(urc_logits.shape[1]):
-            chosen = labels == label
-            if chosen.any():
-                metrics[f"urc_accuracy_class_{label}"] = float((predicted[chosen] == label).mean())
+    if urc_logits.shape[1] > 1:  # accuracy overall and per class, and the same-session AUC (ko_mrs.session)
+        metrics.update(urc_metrics(urc_logits, labels))
     return metrics
 
 

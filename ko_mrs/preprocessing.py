@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow.compute as pc
-from datasets import Dataset, Features, Value
+from datasets import Dataset, Features, Value, concatenate_datasets
 from datasets import Sequence as HFSequence
 from transformers import PreTrainedTokenizerBase
 
@@ -99,13 +99,19 @@ class DialoguePool:
     """Dialogues as the collators and the :class:`~ko_mrs.negatives.NegativeSampler` see them.
 
     Each dialogue's number of turns and corpus (all one corpus without ``same_corpus_negatives``) and, when
-    tokenised, its utterance ids. Evaluation groups are drawn from an untokenised pool (texts only). Speakers
-    (one name per turn, or none) are read only when a selector uses them (:mod:`ko_mrs.speakers`).
+    tokenised, its utterance ids. Evaluation groups are drawn from an untokenised pool (texts only).
+    ``extra``: tokenised rows after the dialogues (generated adversarial replies) that candidates may point to
+    (row ``len(dialogues) + i``) but random draws never reach: they are not dialogues.
+    Speakers (one name per turn, or none) are read only when a selector uses them (:mod:`ko_mrs.speakers`).
     """
 
-    def __init__(self, dialogues: Dataset, *, same_corpus_negatives: bool = True) -> None:
+    def __init__(self, dialogues: Dataset, *, same_corpus_negatives: bool = True, extra: Dataset | None = None) -> None:
         self.ids = dialogues.select_columns(["utterance_ids"]) if "utterance_ids" in dialogues.column_names else None
         self.speakers = dialogues.select_columns(["speakers"]) if "speakers" in dialogues.column_names else None
+        if extra is not None:
+            if self.ids is None:
+                raise ValueError("extra rows need a tokenised pool")
+            self.ids = concatenate_datasets([self.ids, extra.select_columns(["utterance_ids"])])
         self.num_turns = np.asarray(dialogues.with_format("numpy")["num_turns"], dtype=np.int64)
         codes = corpus_codes(dialogues) if same_corpus_negatives else np.zeros(len(dialogues), np.int32)
         self.corpus = codes
@@ -201,7 +207,7 @@ def build_pairs(
 
     def explode(lengths_batch: list[list[int]], indices: list[int]) -> dict:
         out: dict[str, list] = {key: [] for key in features}
-        hard = sampler.hard_rows(indices)
+        hard, generated = sampler.hard_rows(indices), sampler.adversarial_rows(indices)
         for dialogue, lengths in zip(indices, lengths_batch, strict=True):
             rng = context_rng(seed, dialogue)
             positions = range(1, len(lengths)) if every_prefix else [len(lengths) - 1]
@@ -209,7 +215,8 @@ def build_pairs(
                 start = 0 if max_turns is None else max(0, t - max_turns)
                 candidates = [(dialogue, t, 1)]
                 mined = hard[dialogue][t - 1] if dialogue in hard else ()
-                for negative in sampler.draw(dialogue, negatives_per_positive, rng, mined):
+                made = generated[dialogue][t - 1] if dialogue in generated else ()
+                for negative in sampler.draw(dialogue, negatives_per_positive, rng, mined, made):
                     candidates.append((negative.dialogue, negative.position, 0))
                 context = {"dialogue": dialogue, "start": start, "position": t, "group_id": -1, "candidate_index": -1}
                 context["length"] = _assembled_length(lengths, start, t, lengths[t])

@@ -23,10 +23,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
@@ -39,8 +40,10 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import cached_file
 
 from data_collators import Markers, assemble_pair, pad_pairs, special_ids, uses_token_types
+from ko_mrs.backends import BACKENDS, ExportedClassifier, check_backend, exported_file
 from ko_mrs.cli_errors import UsageError, check_output_file, report
 from ko_mrs.dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
 from ko_mrs.preprocessing import DEFAULT_MAX_LENGTH
@@ -61,6 +64,7 @@ Group = tuple[list[str], list[str], list[int] | None]
 # Model classes ko-mrs loads by the name in config.architectures (a plain AutoModel would replace their heads).
 OWN_CLASSES = {cls.__name__: cls for cls in (BertForResponseSelection, BertForSpeakerAwareSelection)}
 logger = logging.getLogger(__name__)
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class ResponseSelector:
@@ -73,14 +77,21 @@ class ResponseSelector:
         *,
         max_length: int | None = None,
         batch_size: int = 32,
+        autocast: str | None = None,
     ) -> None:
         """Wrap an in-memory model and tokenizer; ``max_length`` defaults to the one fine-tuning used.
 
         Fine-tuning records its ``max_length`` as ``config.mrs_max_length``; scoring with a different one
-        would truncate contexts differently from what the model learned on.
+        would truncate contexts differently from what the model learned on. ``autocast`` ("bf16" or "fp16") runs
+        a torch model's forward under ``torch.autocast``: fp32 weights, half-precision matmuls (for GPUs).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if autocast is not None and autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"unknown autocast {autocast!r}: use one of {', '.join(map(repr, AUTOCAST_DTYPES))}")
+        if autocast is not None and isinstance(model, ExportedClassifier):
+            raise ValueError(f"autocast applies to the torch backend, not {model.backend!r}")
+        self.autocast = autocast
         positions = getattr(model.config, "max_position_embeddings", None)
         if max_length is None:
             max_length = getattr(model.config, "mrs_max_length", None) or DEFAULT_MAX_LENGTH
@@ -111,6 +122,10 @@ class ResponseSelector:
         max_length: int | None = None,
         batch_size: int = 32,
         torch_dtype: torch.dtype | str | None = None,
+        backend: str = "torch",
+        quantized: bool = False,
+        file_name: str | None = None,
+        autocast: str | None = None,
         **hub_kwargs: Any,
     ) -> ResponseSelector:
         """Load a fine-tuned selector from a local directory or a Hub repo id.
@@ -118,21 +133,29 @@ class ResponseSelector:
         ``hub_kwargs`` (``revision``, ``token``, ``cache_dir``, ``local_files_only``, ...) go to both the tokenizer
         and the model. ``device`` defaults to cuda, else mps, else cpu. A checkpoint without a trained
         classification head (e.g. a post-trained one) is refused: its scores would be random.
+
+        ``backend="onnx"`` (ONNX Runtime) or ``"openvino"`` runs the graph ``mrs-export`` wrote, on the CPU:
+        ``onnx/model.onnx``, ``onnx/model_qint8.onnx`` with ``quantized=True``, or ``onnx/<file_name>``.
         """
-        local = Path(model_name_or_path).expanduser()
-        if local.exists():
-            source, tried = str(local), f"local path {local}"
-        elif _is_hub_id(model_name_or_path):
-            source, tried = model_name_or_path, f"Hub repo {model_name_or_path!r} (there is no local path of that name)"
-        else:
-            raise FileNotFoundError(f"model not found: {model_name_or_path} does not exist and is not a Hub repo id")
-        resolved_device = _resolve_device(device)
+        check_backend(backend)
+        if backend == "torch" and (quantized or file_name):
+            raise ValueError("quantized and file_name choose an exported graph: use backend='onnx' or 'openvino'")
+        if backend != "torch" and (autocast is not None or torch_dtype is not None):
+            raise ValueError(f"autocast and torch_dtype apply to the torch backend, not {backend!r}")
+        source, tried = _model_source(model_name_or_path)
+        resolved_device = _resolve_device(device if backend == "torch" else device or "cpu")
+        if backend != "torch" and resolved_device.type != "cpu":
+            raise ValueError(f"backend={backend!r} runs on the CPU here; use backend='torch' for {resolved_device}")
         model_kwargs = dict(hub_kwargs, output_loading_info=True)
         if torch_dtype is not None:
             model_kwargs["dtype"] = torch_dtype
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
             config = AutoConfig.from_pretrained(source, **hub_kwargs)
+            if backend != "torch":
+                graph = _exported_graph(source, exported_file(quantized, file_name), hub_kwargs)
+                model = ExportedClassifier(graph, config, backend)
+                return cls(model, tokenizer, max_length=max_length, batch_size=batch_size)
             # ko-mrs' own selectors by their class: as a BertForSequenceClassification the mean-pooling one would get
             # a random pooler, the speaker-aware one would lose its speaker embeddings
             own = [OWN_CLASSES[name] for name in config.architectures or [] if name in OWN_CLASSES]
@@ -146,7 +169,9 @@ class ResponseSelector:
                 f"{model_name_or_path} is not a fine-tuned response selector: {missing} would be randomly "
                 "initialised (fine-tune it with mrs-fine-tune first)"
             )
-        return cls(model.to(resolved_device), tokenizer, max_length=max_length, batch_size=batch_size)
+        return cls(
+            model.to(resolved_device), tokenizer, max_length=max_length, batch_size=batch_size, autocast=autocast
+        )
 
     @property
     def device(self) -> torch.device:
@@ -170,6 +195,31 @@ class ResponseSelector:
         """
         group = _check_inputs(context, candidates, speakers, reply_speaker, self.features.max_speakers)
         return self._score_groups([group], self._batch_size(batch_size), show_progress_bar)[0]
+
+    def predict(
+        self,
+        pairs: Sequence[tuple[Sequence[str] | str, str]] | tuple[Sequence[str] | str, str],
+        batch_size: int | None = None,
+        show_progress_bar: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+    ) -> np.ndarray | torch.Tensor | list[float] | float:
+        """P(next) of each ``(context, candidate)`` pair, in pair order: ``CrossEncoder.predict``'s signature.
+
+        A context is its turns, oldest first, or one string (a single turn). One pair, not in a list, gives one
+        score. ``convert_to_tensor`` (a float32 tensor) wins over ``convert_to_numpy`` (a float32 array); with
+        neither, a list of floats. Pairs of all contexts share length-sorted batches.
+        """
+        single = isinstance(pairs, tuple) and len(pairs) == 2 and isinstance(pairs[1], str)
+        groups = [_pair_inputs(index, pair) for index, pair in enumerate([pairs] if single else pairs)]
+        scores = [group[0] for group in self._score_groups(groups, self._batch_size(batch_size), show_progress_bar)]
+        if convert_to_tensor:
+            result: Any = torch.tensor(scores, dtype=torch.float32)
+        elif convert_to_numpy:
+            result = np.asarray(scores, dtype=np.float32)
+        else:
+            result = scores
+        return result[0] if single else result
 
     def _batch_size(self, batch_size: int | None) -> int:
         """The per-call batch size, else the selector's; 0 or less is an error, not "use the default"."""
@@ -311,7 +361,20 @@ class ResponseSelector:
             self.features.embedding_inputs,
         )
         tensors = {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
-        return torch.sigmoid(next_scores(self.model, tensors, self.next_index)).tolist()
+        dtype = AUTOCAST_DTYPES.get(self.autocast)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            log_odds = next_scores(self.model, tensors, self.next_index)
+        return torch.sigmoid(log_odds.float()).tolist()
+
+
+def _model_source(model_name_or_path: str) -> tuple[str, str]:
+    """What to load (a local path, else a Hub repo id) and how to name it in an error."""
+    local = Path(model_name_or_path).expanduser()
+    if local.exists():
+        return str(local), f"local path {local}"
+    if _is_hub_id(model_name_or_path):
+        return model_name_or_path, f"Hub repo {model_name_or_path!r} (there is no local path of that name)"
+    raise FileNotFoundError(f"model not found: {model_name_or_path} does not exist and is not a Hub repo id")
 
 
 def _is_hub_id(name: str) -> bool:
@@ -323,6 +386,17 @@ def _is_hub_id(name: str) -> bool:
     except HFValidationError:
         return False
     return True
+
+
+def _exported_graph(source: str, file_name: str, hub_kwargs: Mapping[str, Any]) -> str:
+    """Local path of ``file_name`` in the model folder or Hub repo; a missing one says how to make it."""
+    try:
+        path = cached_file(source, file_name, _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+    except OSError as err:
+        raise OSError(f"cannot fetch {file_name}: {err}") from err
+    if path is None:
+        raise FileNotFoundError(f"{source} has no {file_name}: export it with `mrs-export {source} --format onnx`")
+    return path
 
 
 def _resolve_device(device: str | None) -> torch.device:
@@ -375,6 +449,26 @@ def _check_inputs(
             raise TypeError(f"reply_speaker must be a string, got {type(reply_speaker).__name__}")
         relative = relative_speakers([speakers[i] for i in keep], reply_speaker, max_speakers)
     return [context[i] for i in keep], list(candidates), relative
+
+
+def _nonblank_turns(context: Sequence[str]) -> list[str]:
+    turns = [turn for turn in context if turn.strip()]
+    if not turns:
+        raise ValueError("context must contain at least one non-empty utterance")
+    return turns
+
+
+def _pair_inputs(index: int, pair: Any) -> Group:
+    """One ``(context, candidate)`` pair of ``predict`` as a group of one candidate."""
+    if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
+        raise TypeError(f"pairs[{index}] must be a (context, candidate) pair, got {type(pair).__name__}")
+    context, candidate = pair
+    if not isinstance(candidate, str):
+        raise TypeError(f"pairs[{index}]: the candidate must be a string, got {type(candidate).__name__}")
+    try:
+        return _check_inputs([context] if isinstance(context, str) else context, [candidate])
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"pairs[{index}]: {err}") from None
 
 
 def _item_inputs(item: Any, max_speakers: int = DEFAULT_MAX_SPEAKERS) -> Group:
@@ -453,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="torch device (default: cuda, else mps, else cpu)")
     parser.add_argument("--batch_size", type=_positive_int, default=32, help="pairs per forward pass (default: 32)")
     parser.add_argument("--max_length", type=_positive_int, help="tokens per pair (default: the fine-tuning value)")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="onnx/openvino: a graph from mrs-export")
+    parser.add_argument("--quantized", action="store_true", help="with --backend onnx/openvino: the int8 graph")
     return parser
 
 
@@ -472,7 +568,12 @@ def main(argv: list[str] | None = None) -> int:
 def _load(args: argparse.Namespace) -> ResponseSelector:
     try:
         return ResponseSelector.from_pretrained(
-            args.model, device=args.device, max_length=args.max_length, batch_size=args.batch_size
+            args.model,
+            device=args.device,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            backend=args.backend,
+            quantized=args.quantized,
         )
     except (OSError, ValueError) as err:
         raise CliError(str(err).splitlines()[0]) from err
@@ -520,12 +621,13 @@ def _rank_jsonl_files(args: argparse.Namespace) -> None:
     print(f"ranked {count} dialogues into {args.output}", file=sys.stderr)
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Items of a JSONL file (blank lines skipped); a bad line raises a CliError naming file, line and field."""
+def _read_jsonl(path: Path, check: Callable[[Any], object] = _item_inputs) -> Iterator[dict[str, Any]]:
+    """Items of a JSONL file (blank lines skipped); a line ``check`` refuses raises a CliError naming file, line
+    and field (``mrs-session`` passes its own check)."""
     try:
         for line_number, item in iter_json_objects(path, "an item"):
             try:
-                _item_inputs(item)
+                check(item)
             except (TypeError, ValueError) as err:
                 raise CliError(f"{path}:{line_number}: {err}") from err
             yield item

@@ -149,3 +149,65 @@ def test_bad_suite_lines_are_one_line_errors(tmp_path: Path, line: str, field: s
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and f"{path}:2" in result.stderr and field in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_fine_tuning_scores_adversarial_files_into_results_and_model_index(
+    tiny_setup: dict[str, Path], tmp_path: Path
+) -> None:
+    """``--adversarial_files``: per-type accuracy beside BM25 is saved and the card's model-index carries it; the
+    run trains with generated adversarial negatives too (``--adversarial_negative_ratio``)."""
+    import run_fine_tuning
+
+    suite = _write(
+        tmp_path / "suite.jsonl",
+        [
+            {
+                "context": ["차를 사려고 해요.", "어떤 차를 보세요?"],
+                "candidates": [
+                    {"text": "SUV를 보고 있어요.", "label": 1},
+                    {"text": "SUV를 안 보고 있어요.", "label": 0},
+                ],
+                "type": "negation",
+            },
+            {
+                "context": ["날씨가 어때요?"],
+                "candidates": [{"text": "비가 와요.", "label": 1}, {"text": "비가 왔어요.", "label": 0}],
+                "type": "tense",
+            },
+        ],
+    )
+    out = tmp_path / "fine"
+    run_fine_tuning.run(
+        [
+            "--model_name_or_path", str(tiny_setup["model"]), "--train_files", str(tiny_setup["train"]),
+            "--adversarial_files", str(suite), "--adversarial_negative_ratio", "0.5",
+            "--output_dir", str(out), "--do_train", "--max_steps", "2",
+            "--max_seq_length", "64", "--report_to", "none", "--disable_tqdm", "true",
+        ]
+    )  # fmt: skip
+    results = json.loads((out / "adversarial_results.json").read_text(encoding="utf-8"))
+    assert set(results) == {
+        "negation_accuracy", "negation_bm25_accuracy", "tense_accuracy", "tense_bm25_accuracy",
+        "accuracy", "bm25_accuracy",
+    }  # fmt: skip
+    assert results["accuracy"] == pytest.approx((results["negation_accuracy"] + results["tense_accuracy"]) / 2)
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "type: accuracy_negation" in card and "type: accuracy_tense" in card
+    assert "| overall |" in card and "### Adversarial suite" in card
+    assert "| adversarial_negative_ratio | 0.5 |" in card
+
+
+def test_a_bad_adversarial_file_stops_fine_tuning_before_training(tiny_setup: dict[str, Path], tmp_path: Path) -> None:
+    path = tmp_path / "suite.jsonl"
+    path.write_text('{"context": ["a"], "candidates": [{"text": "b", "label": 1}]}\n', encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable, "run_fine_tuning.py", "--model_name_or_path", str(tiny_setup["model"]),
+            "--train_files", str(tiny_setup["train"]), "--adversarial_files", str(path),
+            "--output_dir", str(tmp_path / "out"), "--do_train", "--max_steps", "1", "--report_to", "none",
+        ],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and f"{path}:1" in result.stderr and "candidates" in result.stderr
+    assert not (tmp_path / "out" / "checkpoint-1").exists()

@@ -19,7 +19,7 @@ from conftest import ROOT
 
 import run_fine_tuning
 import run_post_training
-from ko_mrs import dialogue_data, ranking
+from ko_mrs import dialogue_data, ranking, session
 
 CORPUS = ROOT / "tests" / "data" / "bad_inputs"
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))
@@ -38,6 +38,9 @@ def argv_for(case: dict, model: Path, out: Path, directory: Path) -> tuple[objec
         return dialogue_data.main, ["groups", path, "--out", str(out / "groups.jsonl"), *extra]
     if cli == "rank":
         return ranking.main, ["--model", str(model), "--input", path, "--output", str(out / "ranked.jsonl"), *extra]
+    if cli in ("session_score", "session_segment"):
+        command = cli.removeprefix("session_")
+        return session.main, [command, "--model", str(model), "--input", path, "--output", str(out / "s.jsonl"), *extra]
     if cli == "predict":
         return run_fine_tuning.main, [*common, "--do_predict", "--test_groups", path]
     if cli == "post_train":

@@ -303,7 +303,7 @@ def test_card_snippets_run_against_the_hub(
     post_card = hub_env.hub.file_content(post_trained.repo_id, "README.md").decode()
     fine_card = hub_env.hub.file_content(fine_tuned.repo_id, "README.md").decode()
     post_snippets, fine_snippets = python_blocks(post_card), python_blocks(fine_card)
-    assert len(post_snippets) == 2 and len(fine_snippets) == 2
+    assert len(post_snippets) == 3 and len(fine_snippets) == 2  # post-training: encoder, URC heads, sessions
     assert all(post_trained.repo_id in s for s in post_snippets)
     assert all(fine_tuned.repo_id in s for s in fine_snippets)
 
@@ -319,9 +319,11 @@ def test_card_snippets_run_against_the_hub(
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "--- done" in result.stdout
-    ranked = result.stdout.split("--- snippet 2")[1].split("--- snippet 3")[0].strip().splitlines()
+    sessions = result.stdout.split("--- snippet 2")[1].split("--- snippet 3")[0].strip().splitlines()
+    assert len(sessions) == 4 and sessions[0].startswith("{'other_dialogue': "), sessions  # predict, ..., segment
+    ranked = result.stdout.split("--- snippet 3")[1].split("--- snippet 4")[0].strip().splitlines()
     assert len(ranked) == 3 and all(re.match(r"^\d\.\d{3}  \S", line) for line in ranked), ranked
-    probabilities = json.loads(result.stdout.split("--- snippet 3")[1].split("--- done")[0].strip())
+    probabilities = json.loads(result.stdout.split("--- snippet 4")[1].split("--- done")[0].strip())
     assert len(probabilities) == 3 and all(0 <= p <= 1 for p in probabilities)
     paths = [path for _, path in hub_env.hub.requests[seen:]]  # the snippets really went to the local Hub
     assert any(post_trained.repo_id in p for p in paths) and any(fine_tuned.repo_id in p for p in paths)

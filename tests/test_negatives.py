@@ -105,7 +105,48 @@ def test_sampler_rejects_bad_settings(table) -> None:
     pool = DialoguePool(table)
     with pytest.raises(ValueError, match="within"):
         NegativeSampler(pool, None, 1.5)
-    with pytest.raises(ValueError, match="needs mined"):
+    with pytest.raises(ValueError, match="needs hard negatives"):
         NegativeSampler(pool, None, 0.5)
     with pytest.raises(ValueError, match="top_k"):
         mine_hard_negatives(_dataset(), top_k=0)
+
+
+def test_generated_adversarial_negatives_perturb_the_contexts_own_reply(tiny_setup) -> None:
+    from data_collators import ResponseSelectionCollator
+    from ko_mrs.adversarial import generate_negatives
+
+    generated = generate_negatives(_dataset(), seed=1)
+    assert generate_negatives(_dataset(), seed=1).texts["utterances"] == generated.texts["utterances"]
+    lists = generated.lists
+    assert len(lists) == len(generated.texts) == len(DIALOGUES)
+    made = 0
+    for d, (rows, positions) in enumerate(zip(lists["hard_dialogue"], lists["hard_position"], strict=True)):
+        assert len(rows) == len(DIALOGUES[d]) - 1  # one list per context position t >= 1
+        for t, (rs, ps) in enumerate(zip(rows, positions, strict=True), start=1):
+            assert len(rs) <= 2 and set(rs) <= {len(DIALOGUES) + d}  # the extra pool row of this dialogue
+            for p in ps:
+                text = generated.texts["utterances"][d][p]
+                assert normalise(text) != normalise(DIALOGUES[d][t])
+                made += 1
+    assert made >= len(DIALOGUES)  # the rules apply to most of these replies
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_setup["model"])
+    table = tokenize_dialogues(_dataset(), tokenizer)
+    pool = DialoguePool(table, extra=tokenize_dialogues(generated.texts, tokenizer))
+    assert len(pool) == len(DIALOGUES)  # the generated rows are not dialogues: random draws never reach them
+    sampler = NegativeSampler(pool, adversarial=lists, adversarial_ratio=1.0)
+    pairs = build_pairs(table, pool, negatives_per_positive=1, seed=0, listwise=True, sampler=sampler)
+    collator = ResponseSelectionCollator(tokenizer=tokenizer, pool=pool, max_length=64)
+    for row in pairs:
+        own = lists[row["dialogue"]]["hard_position"][row["position"] - 1]
+        negative = (row["candidate_dialogue"][1], row["candidate_position"][1])
+        if own:  # a generated negative where one exists, else a random utterance of another dialogue
+            assert negative[0] == len(DIALOGUES) + row["dialogue"] and negative[1] in own
+        else:
+            assert negative[0] < len(DIALOGUES) and negative[0] != row["dialogue"]
+    batch = collator([pairs[0]])
+    reply = DIALOGUES[pairs[0]["dialogue"]][pairs[0]["position"]]
+    decoded = tokenizer.decode(batch["input_ids"][1], skip_special_tokens=True).replace(" ", "")
+    assert reply.replace(" ", "") not in decoded  # the second candidate is the perturbation, not the reply
+    with pytest.raises(ValueError, match="add up to"):
+        NegativeSampler(pool, mine_hard_negatives(_dataset()), 0.6, lists, 0.6)

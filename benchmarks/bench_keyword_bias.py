@@ -1,0 +1,152 @@
+"""Keyword bias (issue 11): the same encoder and budget, four kinds of training negatives, two test sets.
+
+Rows differ only in where a context's negatives come from (3 per context, listwise loss):
+
+    random       utterances of other dialogues of the same corpus (the default)
+    hard         1 in 3 a BM25 hard negative (character bigrams), the rest random
+    hard-kiwi    the same with Kiwi morphemes as BM25 terms (which tokeniser mines better)
+    adversarial  1 in 3 a rule-based perturbation of the context's own reply, the rest random
+    both         1 in 3 hard, 1 in 3 adversarial, 1 in 3 random
+
+Each row is scored on the usual 1-in-10 test groups (R10@1, MRR) and on an adversarial suite generated from the
+same held-out dialogues (pairwise accuracy per perturbation type, BM25 beside it). Data and encoder are the
+quality table's Korean suite: run ``python benchmarks/quality/run_quality.py prepare`` first, and build
+multilingual-e5-small into runs/quality/me5 (../shared/tools/me5/README.md).
+
+    python benchmarks/bench_keyword_bias.py --budget cpu --seeds 42 --suite_per_type 100
+    python benchmarks/bench_keyword_bias.py --budget gpu --seeds 42 43 44
+    python benchmarks/bench_keyword_bias.py --table
+
+A finished row (its test and adversarial results exist) is read, not rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ko_mrs.adversarial import TYPES, make_adversarial_suite  # noqa: E402
+from ko_mrs.dialogue_data import read_dialogues, write_jsonl  # noqa: E402
+
+DATA = ROOT / "runs" / "quality" / "data" / "ko"
+RUNS = ROOT / "runs" / "keyword"
+ROWS: dict[str, list[str]] = {
+    "random": [],
+    "hard": ["--hard_negative_ratio", "0.34", "--hard_negative_tokenizer", "char_bigram"],
+    "hard-kiwi": ["--hard_negative_ratio", "0.34", "--hard_negative_tokenizer", "kiwi"],
+    "adversarial": ["--adversarial_negative_ratio", "0.34"],
+    "both": ["--hard_negative_ratio", "0.33", "--adversarial_negative_ratio", "0.33"],
+}
+BUDGETS = {
+    # what fits on 2 CPU cores in about 15 minutes a row with multilingual-e5-small
+    "cpu": ["--max_steps", "200", "--warmup_steps", "20", "--per_device_train_batch_size", "8", "--max_seq_length",
+            "64"],
+    # a GPU: the Korean quality suite's own fine-tuning budget (groups of 4, so 4x its pairs)
+    "gpu": ["--max_steps", "400", "--warmup_steps", "40", "--per_device_train_batch_size", "32", "--max_seq_length",
+            "128", "--bf16", "true"],
+    # plumbing only: 2 steps
+    "smoke": ["--max_steps", "2", "--per_device_train_batch_size", "2", "--max_seq_length", "64"],
+}  # fmt: skip
+
+
+def test_files() -> list[Path]:
+    files = sorted(DATA.glob("*/test.jsonl"))
+    if not files:
+        raise SystemExit(f"error: no held-out Korean dialogues under {DATA}: run run_quality.py prepare")
+    return files
+
+
+def suite(per_type: int | None) -> Path:
+    """The adversarial suite of the held-out Korean dialogues (written once, seed 0); ``per_type`` caps each type's
+    pairs (the first ones in file order) for a CPU budget."""
+    full = RUNS / "suite.jsonl"
+    if not full.is_file():
+        dialogues, _ = read_dialogues(test_files())
+        write_jsonl((p.to_json() for p in make_adversarial_suite(list(dialogues), seed=0)), full)
+    if per_type is None:
+        return full
+    path = RUNS / f"suite-{per_type}-per-type.jsonl"
+    if not path.is_file():
+        seen: Counter[str] = Counter()
+        kept = []
+        for line in full.read_text(encoding="utf-8").splitlines():
+            kind = json.loads(line)["type"]
+            if seen[kind] < per_type:
+                seen[kind] += 1
+                kept.append(line + "\n")
+        path.write_text("".join(kept), encoding="utf-8")
+    return path
+
+
+def run_row(row: str, seed: int, args: argparse.Namespace) -> Path:
+    out = RUNS / f"{args.budget}" / f"{row}-s{seed}"
+    if (out / "test_results.json").is_file() and (out / "adversarial_results.json").is_file():
+        return out
+    command = [
+        sys.executable, "run_fine_tuning.py", str(ROOT / "benchmarks" / "quality" / "configs" / "ko_fine_tuning.yaml"),
+        "--model_name_or_path", args.model, "--output_dir", str(out), "--seed", str(seed),
+        "--test_groups", str(DATA / "test_groups.jsonl"), "--adversarial_files", str(suite(args.suite_per_type)),
+        "--negatives_per_positive", "3", "--loss", "listwise", *BUDGETS[args.budget], *ROWS[row],
+    ]  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    with (out / "log.txt").open("w") as log:
+        code = subprocess.call(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise SystemExit(f"error: {row} seed {seed} exited {code}; see {out / 'log.txt'}")
+    return out
+
+
+def table(budget: str) -> str:
+    """One line a finished row and seed: R10@1 and MRR on the groups, pairwise accuracy per type on the suite."""
+    head = ["row", "seed", "R10@1", "MRR", "adversarial", *TYPES]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    bm25 = None
+    for out in sorted((RUNS / budget).glob("*-s*")):
+        test_path, adv_path = out / "test_results.json", out / "adversarial_results.json"
+        if not (test_path.is_file() and adv_path.is_file()):
+            continue
+        test, adv = json.loads(test_path.read_text()), json.loads(adv_path.read_text())
+        row, seed = out.name.rsplit("-s", 1)
+        cells = [row, seed, f"{test['test_r10@1']:.3f}", f"{test['test_mrr']:.3f}", f"{adv['accuracy']:.3f}"]
+        cells += [f"{adv[f'{kind}_accuracy']:.3f}" if f"{kind}_accuracy" in adv else "-" for kind in TYPES]
+        lines.append("| " + " | ".join(cells) + " |")
+        bm25 = (test, adv)
+    if bm25 is not None:
+        test, adv = bm25
+        cells = ["BM25", "-", f"{test['test_bm25_r10@1']:.3f}", f"{test['test_bm25_mrr']:.3f}"]
+        cells += [f"{adv['bm25_accuracy']:.3f}"]
+        cells += [f"{adv[f'{kind}_bm25_accuracy']:.3f}" if f"{kind}_bm25_accuracy" in adv else "-" for kind in TYPES]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / "runs" / "quality" / "me5"), help="a pretrained encoder folder")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--suite_per_type", type=int, help="score at most this many suite pairs per type")
+    parser.add_argument("--table", action="store_true", help="only print the table of finished rows")
+    args = parser.parse_args(argv)
+    if not args.table:
+        if not Path(args.model, "config.json").is_file():
+            raise SystemExit(f"error: no encoder at {args.model}: build it with ../shared/tools/me5/README.md")
+        for seed in args.seeds:
+            for row in args.rows:
+                print(f"[{row} seed {seed}] -> {run_row(row, seed, args)}", flush=True)
+    print(table(args.budget))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
