@@ -24,6 +24,14 @@ from transformers import PreTrainedTokenizerBase
 
 from ko_mrs.negatives import NegativeSampler, window_rng
 from ko_mrs.preprocessing import CANDIDATE_COLUMNS, DEFAULT_MAX_LENGTH, EOT_TOKEN, DialoguePool
+from ko_mrs.speakers import (
+    UtteranceFeatures,
+    alternating_speakers,
+    context_speakers,
+    distance_token,
+    speaker_token,
+    turn_distances,
+)
 
 IGNORE_INDEX = -100
 
@@ -71,6 +79,39 @@ def special_ids(tokenizer: PreTrainedTokenizerBase) -> SpecialIds:
     return SpecialIds(*ids)
 
 
+@dataclass(frozen=True)
+class Markers:
+    """:class:`~ko_mrs.speakers.UtteranceFeatures` resolved against a tokenizer: the marker tokens' ids."""
+
+    features: UtteranceFeatures
+    speaker_tokens: tuple[int, ...] = ()
+    distance_tokens: tuple[int, ...] = ()  # [T1] at index 0
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: PreTrainedTokenizerBase, features: UtteranceFeatures) -> Markers | None:
+        """None when no feature is on (pairs stay ``[CLS] u1 [EOT] u2 [SEP] r [SEP]``)."""
+        if not features.any:
+            return None
+        vocab = tokenizer.get_vocab()
+        missing = [token for token in features.tokens() if token not in vocab]
+        if missing:
+            raise ValueError(f"the tokenizer lacks {', '.join(missing)}; add them with UtteranceFeatures.add_tokens")
+        speakers = features.speaker_encoding == "tokens"
+        distances = features.turn_distance_encoding == "tokens"
+        return cls(
+            features,
+            tuple(vocab[speaker_token(i)] for i in range(features.max_speakers)) if speakers else (),
+            tuple(vocab[distance_token(d)] for d in range(1, features.max_turn_distance + 1)) if distances else (),
+        )
+
+    def prefix(self, speaker: int, distance: int) -> list[int]:
+        """The marker tokens before an utterance (distance 0: the reply)."""
+        out = [self.speaker_tokens[speaker]] if self.speaker_tokens else []
+        if self.distance_tokens and distance:
+            out.append(self.distance_tokens[distance - 1])
+        return out
+
+
 def assemble_pair(
     context: Sequence[Sequence[int]],
     response: Sequence[int],
@@ -79,7 +120,9 @@ def assemble_pair(
     sep_id: int,
     eot_id: int,
     max_length: int,
-) -> tuple[list[int], list[int]]:
+    speakers: Sequence[int] | None = None,
+    markers: Markers | None = None,
+) -> tuple[list[int], ...]:
     """``[CLS] u1 [EOT] u2 [SEP] r [SEP]`` and its token types (0 up to the first [SEP], 1 after).
 
     Truncation, as BERT-FP trims whichever side is longer: of the ``max_length - 3`` content tokens
@@ -87,23 +130,46 @@ def assemble_pair(
     (from the right) only when the context also needs more than half; the context (utterances
     joined by [EOT]) takes the rest, cut from the LEFT so the latest turns survive. A cut that lands
     just after an [EOT] drops that dangling separator.
+
+    With ``markers`` (:mod:`ko_mrs.speakers`), ``speakers`` gives each context turn's relative speaker (None:
+    two-party alternation). Token encodings put ``[SPKi]`` / ``[Td]`` before each utterance (``[SPK0]`` before
+    the reply); embedding encodings add one row per token after the token types, ``speaker_ids`` then
+    ``turn_ids`` (as ``markers.features.embedding_inputs`` names them): the utterance's speaker and distance
+    on its tokens and its [EOT], 0 on [CLS], [SEP] and the reply.
     """
     budget = max_length - 3
     if budget < 2:
         raise ValueError(f"max_length must be at least 5, got {max_length}")
+    features = markers.features if markers is not None else UtteranceFeatures()
+    if speakers is None:
+        speakers = alternating_speakers(len(context))
+    elif len(speakers) != len(context):
+        raise ValueError(f"speakers has {len(speakers)} entries for {len(context)} context turns")
+    distances = turn_distances(len(context), features.max_turn_distance)
     flat: list[int] = []
+    per_token: list[tuple[int, int]] = []  # (speaker, distance) of each context token
     for i, utterance in enumerate(context):
-        if i:
-            flat.append(eot_id)
-        flat.extend(utterance)
+        piece = [*(markers.prefix(speakers[i], distances[i]) if markers else ()), *utterance]
+        if i < len(context) - 1:
+            piece.append(eot_id)
+        flat.extend(piece)
+        per_token.extend([(speakers[i], distances[i])] * len(piece))
+    if markers is not None and markers.speaker_tokens:
+        response = [markers.speaker_tokens[0], *response]
     keep_response = min(len(response), max(budget // 2, budget - len(flat)))
     keep_context = min(len(flat), budget - keep_response)
-    kept = flat[len(flat) - keep_context :]
-    if keep_context < len(flat) and kept and kept[0] == eot_id:
-        kept = kept[1:]
+    first = len(flat) - keep_context
+    if keep_context < len(flat) and keep_context and flat[first] == eot_id:
+        first += 1
+    kept = flat[first:]
     input_ids = [cls_id, *kept, sep_id, *response[:keep_response], sep_id]
     token_types = [0] * (len(kept) + 2) + [1] * (keep_response + 1)
-    return input_ids, token_types
+    out = [input_ids, token_types]
+    tail = [0] * (keep_response + 2)
+    for column, name in enumerate(("speaker_ids", "turn_ids")):
+        if name in features.embedding_inputs:
+            out.append([0, *(row[column] for row in per_token[first:]), *tail])
+    return tuple(out)
 
 
 def _assemble_batch(
@@ -113,9 +179,15 @@ def _assemble_batch(
     max_length: int,
     pad_to_multiple_of: int | None,
     token_types: bool = True,
+    markers: Markers | None = None,
 ) -> dict[str, np.ndarray]:
-    """Fetch, assemble and pad rows. ``token_type_ids`` only with ``token_types`` (see :func:`uses_token_types`)."""
+    """Fetch, assemble and pad rows. ``token_type_ids`` only with ``token_types`` (see :func:`uses_token_types`).
+
+    With ``markers``, each row's context speakers are relative to the speaker of turn ``position`` of its own
+    dialogue: whoever says the true next turn says every candidate, negatives included.
+    """
     utterances = pool.fetch([r.dialogue for r in rows] + [r.candidate_dialogue for r in rows])
+    speakers = pool.fetch_speakers([r.dialogue for r in rows]) if markers and markers.features.uses_speakers else {}
     pairs = [
         assemble_pair(
             utterances[r.dialogue][r.start : r.position],
@@ -124,21 +196,32 @@ def _assemble_batch(
             sep_id=special.sep,
             eot_id=special.eot,
             max_length=max_length,
+            speakers=(
+                context_speakers(speakers[r.dialogue], r.start, r.position, markers.features.max_speakers)
+                if speakers
+                else None
+            ),
+            markers=markers,
         )
         for r in rows
     ]
-    return pad_pairs(pairs, special.pad, max_length, pad_to_multiple_of, token_types)
+    extra = markers.features.embedding_inputs if markers else ()
+    return pad_pairs(pairs, special.pad, max_length, pad_to_multiple_of, token_types, extra)
 
 
 def pad_pairs(
-    pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+    pairs: Sequence[Sequence[Sequence[int]]],
     pad_id: int,
     max_length: int,
     pad_to_multiple_of: int | None,
     token_types: bool = True,
+    extra: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
-    """Pad assembled ``(input_ids, token_type_ids)`` pairs into model inputs: the one padding rule of ko-mrs."""
-    longest = max(len(ids) for ids, _ in pairs)
+    """Pad assembled ``(input_ids, token_type_ids, *extra)`` pairs into model inputs: the one padding rule of ko-mrs.
+
+    ``extra`` names the per-token rows after the token types (``speaker_ids``, ``turn_ids``), padded with 0.
+    """
+    longest = max(len(pair[0]) for pair in pairs)
     width = longest
     if pad_to_multiple_of:
         width = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
@@ -147,14 +230,17 @@ def pad_pairs(
     input_ids = np.full((len(pairs), width), pad_id, dtype=np.int64)
     token_type_ids = np.zeros((len(pairs), width), dtype=np.int64)
     attention_mask = np.zeros((len(pairs), width), dtype=np.int64)
-    for i, (ids, types) in enumerate(pairs):
+    rows = {name: np.zeros((len(pairs), width), dtype=np.int64) for name in extra}
+    for i, (ids, types, *more) in enumerate(pairs):
         input_ids[i, : len(ids)] = ids
         token_type_ids[i, : len(ids)] = types
         attention_mask[i, : len(ids)] = 1
+        for name, values in zip(extra, more, strict=True):
+            rows[name][i, : len(ids)] = values
     batch = {"input_ids": input_ids, "attention_mask": attention_mask}
     if token_types:
         batch["token_type_ids"] = token_type_ids
-    return batch
+    return batch | rows
 
 
 def _to_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -194,6 +280,8 @@ class PostTrainingCollator:
     ``urc_probabilities`` gives P(label) in label order: for 3 labels, (another dialogue, another
     utterance of the same dialogue, the true next utterance), BERT-FP's 50/25/25 by default; for
     ``num_urc_labels=2`` (NSP-style ablation), (another dialogue, true next), 50/50 by default.
+    ``features`` (:mod:`ko_mrs.speakers`): speakers relative to the window's true next turn, for every URC
+    candidate alike; marker tokens are special tokens, so MLM never masks them.
     MLM masks ``mlm_probability`` of the maskable (non-special) tokens, BERT's 80/10/10; with
     ``whole_word_masking`` a word (a token and its following ``##`` pieces) is masked whole.
     """
@@ -208,6 +296,8 @@ class PostTrainingCollator:
     pad_to_multiple_of: int | None = 8
     seed: int = 42
     epoch: int = 0
+    features: UtteranceFeatures = field(default_factory=UtteranceFeatures)
+    _markers: Markers | None = field(init=False, repr=False)
     _sampler: NegativeSampler = field(init=False, repr=False)
     _special: SpecialIds = field(init=False, repr=False)
     _is_special: np.ndarray = field(init=False, repr=False)
@@ -235,6 +325,7 @@ class PostTrainingCollator:
         self._sampler = NegativeSampler(self.pool)
         self._special = special_ids(self.tokenizer)
         self._token_types = uses_token_types(self.tokenizer)
+        self._markers = Markers.from_tokenizer(self.tokenizer, self.features)
         vocab_size = len(self.tokenizer)
         self._is_special = np.zeros(vocab_size, dtype=bool)
         self._is_special[self.tokenizer.all_special_ids] = True
@@ -258,7 +349,7 @@ class PostTrainingCollator:
             for f, (_, c) in zip(features, draws, strict=True)
         ]
         batch = _assemble_batch(
-            self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of, self._token_types
+            self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of, self._token_types, self._markers
         )
         input_ids = batch["input_ids"]
         maskable = ~self._is_special[input_ids]  # [PAD] is special too, so padding is never masked
@@ -323,24 +414,28 @@ class ResponseSelectionCollator:
     A listwise row (``candidate_*`` and ``label`` are lists, positive first; see
     ``ko_mrs.preprocessing.build_pairs(listwise=True)``) becomes its pairs, consecutive, so the batch holds
     ``len(features)`` groups of equal size. No randomness: negatives were drawn when the rows were built.
+    ``features`` (:mod:`ko_mrs.speakers`): speakers relative to the context's true next turn, for every candidate.
     """
 
     tokenizer: PreTrainedTokenizerBase
     pool: DialoguePool
     max_length: int = DEFAULT_MAX_LENGTH
     pad_to_multiple_of: int | None = 8
+    features: UtteranceFeatures = field(default_factory=UtteranceFeatures)
     _special: SpecialIds = field(init=False, repr=False)
     _token_types: bool = field(init=False, repr=False)
+    _markers: Markers | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._special = special_ids(self.tokenizer)
         self._token_types = uses_token_types(self.tokenizer)
+        self._markers = Markers.from_tokenizer(self.tokenizer, self.features)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         pairs = [pair for f in features for pair in selection_pairs(f)]
         rows = [p.row for p in pairs]
         batch = _assemble_batch(
-            self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of, self._token_types
+            self.pool, rows, self._special, self.max_length, self.pad_to_multiple_of, self._token_types, self._markers
         )
         for key in ("label", "group_id", "candidate_index"):
             batch["labels" if key == "label" else key] = np.array([getattr(p, key) for p in pairs], dtype=np.int64)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import BertConfig, BertModel, BertPreTrainedModel, PreTrainedTokenizerBase
+from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.bert.modeling_bert import BertOnlyMLMHead
 from transformers.utils import ModelOutput
@@ -39,6 +40,65 @@ class FineGrainedPostTrainingOutput(ModelOutput):
     mlm_logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class ZeroInitEmbedding(nn.Embedding):
+    """An embedding that starts at exactly 0 (see `UtteranceFeatureEmbeddings`)."""
+
+
+class UtteranceFeatureEmbeddings(nn.Module):
+    """SA-BERT-style per-token features added to the word embeddings: who said the token's utterance (relative to
+    the reply, `ko_mrs.speakers`) and how many turns back it is.
+
+    Zero-initialised, so adding them to a pretrained encoder leaves its outputs exactly as they were until
+    training moves them. Which ones exist follows `config.mrs_speaker_encoding` / `mrs_turn_distance_encoding`
+    ("embeddings"); their sizes `mrs_max_speakers` and `mrs_max_turn_distance + 1` (0: the reply and specials).
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.speaker = self.turn = None
+        if getattr(config, "mrs_speaker_encoding", None) == "embeddings":
+            self.speaker = ZeroInitEmbedding(config.mrs_max_speakers, config.hidden_size)
+        if getattr(config, "mrs_turn_distance_encoding", None) == "embeddings":
+            self.turn = ZeroInitEmbedding(config.mrs_max_turn_distance + 1, config.hidden_size)
+
+    @staticmethod
+    def wanted(config: BertConfig) -> bool:
+        return "embeddings" in (
+            getattr(config, "mrs_speaker_encoding", None),
+            getattr(config, "mrs_turn_distance_encoding", None),
+        )
+
+    def forward(
+        self, word_embeddings: torch.Tensor, speaker_ids: torch.Tensor | None, turn_ids: torch.Tensor | None
+    ) -> torch.Tensor:
+        for table, ids in ((self.speaker, speaker_ids), (self.turn, turn_ids)):
+            if table is not None:
+                if ids is None:
+                    raise ValueError("this model adds speaker/turn embeddings: pass speaker_ids and turn_ids")
+                word_embeddings = word_embeddings + table(ids)
+        return word_embeddings
+
+
+def _encode(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    speaker_ids: torch.Tensor | None,
+    turn_ids: torch.Tensor | None,
+    **kwargs: Any,
+):
+    """`model.bert(...)`, with the utterance features added to the word embeddings when the model has them."""
+    features = getattr(model, "utterance_features", None)
+    if features is None:
+        return model.bert(input_ids, **kwargs)
+    embeds = features(model.bert.embeddings.word_embeddings(input_ids), speaker_ids, turn_ids)
+    return model.bert(inputs_embeds=embeds, **kwargs)
+
+
+def _zero_feature_embeddings(module: nn.Module) -> None:
+    if isinstance(module, ZeroInitEmbedding):
+        init.zeros_(module.weight)
 
 
 class BertUrcHead(nn.Module):
@@ -85,9 +145,15 @@ class BertForFineGrainedPostTraining(BertPreTrainedModel):
         self.bert = BertModel(config)
         self.cls = BertOnlyMLMHead(config)
         self.urc_classifier = BertUrcHead(config)
+        if UtteranceFeatureEmbeddings.wanted(config):
+            self.utterance_features = UtteranceFeatureEmbeddings(config)
 
         self.post_init()
         self._freeze_unused_heads()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        _zero_feature_embeddings(module)
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
@@ -133,14 +199,20 @@ class BertForFineGrainedPostTraining(BertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        speaker_ids: torch.Tensor | None = None,
+        turn_ids: torch.Tensor | None = None,
     ) -> FineGrainedPostTrainingOutput | tuple[torch.Tensor, ...]:
         """`labels`: MLM targets, -100 at unmasked positions. `urc_labels`: one URC class per sequence.
+        `speaker_ids` / `turn_ids`: per-token utterance features, for a model that has their embeddings.
 
         The loss is `mlm_loss_weight * mlm_loss + urc_loss_weight * urc_loss` over the losses that were computed.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.bert(
+        outputs = _encode(
+            self,
             input_ids,
+            speaker_ids,
+            turn_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
@@ -212,11 +284,8 @@ class BertForResponseSelection(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=False)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        _add_classifier(self, config)
         self.post_init()
 
     def forward(
@@ -233,15 +302,83 @@ class BertForResponseSelection(BertPreTrainedModel):
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids
         ).last_hidden_state
         logits = self.classifier(self.dropout(mean_pool(hidden, attention_mask)))
-        loss = None
-        if labels is not None:
-            if self.num_labels == 1:
-                loss = F.binary_cross_entropy_with_logits(logits[:, 0].float(), labels.float())
-            else:
-                loss = F.cross_entropy(logits.float(), labels.view(-1))
-        output = SequenceClassifierOutput(loss=loss, logits=logits)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
+        return _classifier_output(self, logits, labels, return_dict)
+
+
+class BertForSpeakerAwareSelection(BertPreTrainedModel):
+    """A response selector with `UtteranceFeatureEmbeddings` (speaker and/or turn-distance embeddings).
+
+    Parameter names are those of `BertForSequenceClassification` (or of `BertForResponseSelection` with
+    `config.mrs_pooling = "mean"`) plus `utterance_features.*`, so a fine-tuned or post-trained checkpoint loads
+    into it with only the (zero) feature embeddings new: its logits start unchanged. Speaker *tokens* need no
+    class of their own: that model stays a plain `BertForSequenceClassification`.
+    """
+
+    config_class = BertConfig
+    base_model_prefix = "bert"
+    _keys_to_ignore_on_load_unexpected = [r"^cls\.", r"^urc_classifier\."]
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self.mean_pooled = getattr(config, "mrs_pooling", "cls") == "mean"
+        if self.mean_pooled:
+            self._keys_to_ignore_on_load_unexpected = [*self._keys_to_ignore_on_load_unexpected, r"^bert\.pooler\."]
+        self.bert = BertModel(config, add_pooling_layer=not self.mean_pooled)
+        _add_classifier(self, config)
+        self.utterance_features = UtteranceFeatureEmbeddings(config)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        _zero_feature_embeddings(module)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        speaker_ids: torch.Tensor | None = None,
+        turn_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
+        """`labels`: class indices (cross-entropy), or 0/1 targets for a single logit (BCE)."""
+        outputs = _encode(
+            self,
+            input_ids,
+            speaker_ids,
+            turn_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+        )
+        pooled = mean_pool(outputs.last_hidden_state, attention_mask) if self.mean_pooled else outputs.pooler_output
+        logits = self.classifier(self.dropout(pooled))
+        return _classifier_output(self, logits, labels, return_dict)
+
+
+def _add_classifier(model: BertPreTrainedModel, config: BertConfig) -> None:
+    """The selector heads' dropout + linear classifier, named as in `BertForSequenceClassification`."""
+    model.num_labels = config.num_labels
+    dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    model.dropout = nn.Dropout(dropout)
+    model.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+
+def _classifier_output(
+    model: BertPreTrainedModel, logits: torch.Tensor, labels: torch.Tensor | None, return_dict: bool | None
+) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
+    """The selector heads' output: cross-entropy over class indices, or BCE on 0/1 targets for a single logit."""
+    loss = None
+    if labels is not None:
+        if model.num_labels == 1:
+            loss = F.binary_cross_entropy_with_logits(logits[:, 0].float(), labels.float())
+        else:
+            loss = F.cross_entropy(logits.float(), labels.view(-1))
+    output = SequenceClassifierOutput(loss=loss, logits=logits)
+    return_dict = return_dict if return_dict is not None else model.config.return_dict
+    return output if return_dict else output.to_tuple()
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -312,3 +449,4 @@ def prepare_model_for_post_training(
 
 BertForFineGrainedPostTraining.register_for_auto_class("AutoModelForPreTraining")
 BertForResponseSelection.register_for_auto_class("AutoModelForSequenceClassification")
+BertForSpeakerAwareSelection.register_for_auto_class("AutoModelForSequenceClassification")

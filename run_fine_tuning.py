@@ -52,13 +52,14 @@ from ko_mrs.preprocessing import (
 )
 from ko_mrs.ranking import ResponseSelector
 from ko_mrs.session_training import train_session
+from ko_mrs.speakers import UtteranceFeatureArguments
 from ko_mrs.training import (
     apply_config_overrides,
     detect_last_checkpoint,
     parse_args,
     setup_logging,
 )
-from modeling_mrs import BertForResponseSelection
+from modeling_mrs import BertForResponseSelection, BertForSpeakerAwareSelection
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +159,10 @@ class DataArguments:
 
 def run(argv: list[str] | None = None) -> dict[str, float]:
     """Parse arguments, then train / evaluate / predict; returns the metrics."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, FineTuningArguments, HubArguments))
-    model_args, data_args, training_args, hub_args = parse_args(parser, argv)
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, FineTuningArguments, HubArguments, UtteranceFeatureArguments)
+    )
+    model_args, data_args, training_args, hub_args, feature_args = parse_args(parser, argv)
     if training_args.export_onnx:
         require("onnx")  # a missing ONNX Runtime stops the run now, not after training
     setup_logging(training_args)
@@ -169,6 +172,15 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     add_eot_token(tokenizer)
+    id2label = {0: "next"} if training_args.loss == "bce" else ID2LABEL  # bce: one logit, the log-odds of "next"
+    config = AutoConfig.from_pretrained(
+        model_args.model_name_or_path,
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+    )
+    features = feature_args.resolve(config)
+    features.add_tokens(tokenizer)
 
     if training_args.do_eval and data_args.validation_groups is None:
         raise UsageError("--do_eval needs --validation_groups (write them with `mrs-data groups`)")
@@ -222,25 +234,25 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         if data_args.max_train_samples is not None:
             train_pairs = train_pairs.select(range(min(data_args.max_train_samples, len(train_pairs))))
         logger.info("%d training pairs from %d dialogues", len(train_pairs), len(dialogues))
-        train_collator = ResponseSelectionCollator(tokenizer=tokenizer, pool=pool, max_length=data_args.max_seq_length)
+        train_collator = ResponseSelectionCollator(
+            tokenizer=tokenizer, pool=pool, max_length=data_args.max_seq_length, features=features
+        )
 
     def group_collator(groups: list[dict] | None):
         if groups is None:
             return None, None
         pairs, pool, _ = groups_to_pairs(groups, tokenizer, max_turns=data_args.max_turns)
-        return pairs, ResponseSelectionCollator(tokenizer=tokenizer, pool=pool, max_length=data_args.max_seq_length)
+        return pairs, ResponseSelectionCollator(
+            tokenizer=tokenizer, pool=pool, max_length=data_args.max_seq_length, features=features
+        )
 
     eval_pairs, eval_collator = group_collator(validation_groups)
     test_pairs, test_collator = group_collator(test_groups)
 
-    id2label = {0: "next"} if training_args.loss == "bce" else ID2LABEL  # bce: one logit, the log-odds of "next"
     model_class = BertForResponseSelection if model_args.pooling == "mean" else AutoModelForSequenceClassification
-    config = AutoConfig.from_pretrained(
-        model_args.model_name_or_path,
-        num_labels=len(id2label),
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
-    )
+    features.to_config(config)  # recorded, so ranking lays pairs out as training did
+    if features.embedding_inputs:  # speaker / turn embeddings: the class that adds them (zero at the start)
+        model_class, config.mrs_pooling = BertForSpeakerAwareSelection, model_args.pooling
     apply_config_overrides(config, model_args.config_overrides)
     model = model_class.from_pretrained(model_args.model_name_or_path, config=config)
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
@@ -273,6 +285,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 "max_seq_length": data_args.max_seq_length,
                 "loss": training_args.loss,
                 "pooling": model_args.pooling,
+                "speaker_encoding": features.speaker_encoding,
+                "turn_distance_encoding": features.turn_distance_encoding,
             },
             hub_args=hub_args,
             eval_results={k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},

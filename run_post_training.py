@@ -32,6 +32,7 @@ from ko_mrs.post_training import (
     probe_batch,
 )
 from ko_mrs.preprocessing import DEFAULT_MAX_LENGTH, DialoguePool, add_eot_token, build_windows, tokenize_dialogues
+from ko_mrs.speakers import UtteranceFeatureArguments
 from ko_mrs.training import (
     CollatorEpochCallback,
     apply_config_overrides,
@@ -91,8 +92,10 @@ class DataArguments:
 
 def run(argv: list[str] | None = None) -> dict[str, float]:
     """Parse arguments, train and/or evaluate; returns the metrics."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, PostTrainingArguments, HubArguments))
-    model_args, data_args, training_args, hub_args = parse_args(parser, argv)
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, PostTrainingArguments, HubArguments, UtteranceFeatureArguments)
+    )
+    model_args, data_args, training_args, hub_args, feature_args = parse_args(parser, argv)
     setup_logging(training_args)
     if not data_args.train_files:
         raise UsageError("--train_files is required")
@@ -100,6 +103,10 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     add_eot_token(tokenizer)
+    config = BertConfig.from_pretrained(model_args.model_name_or_path)
+    features = feature_args.resolve(config)
+    features.add_tokens(tokenizer)  # before the model is built, so its embeddings grow to hold the markers
+    features.to_config(config)
     with training_args.main_process_first(desc="reading and tokenising dialogues"):
         train, validation, reports = load_split_dialogues(
             data_args.train_files,
@@ -126,7 +133,6 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         eval_windows = eval_windows.select(range(min(data_args.max_eval_samples, len(eval_windows))))
     logger.info("%d training windows, %s evaluation windows", len(train_windows), eval_windows and len(eval_windows))
 
-    config = BertConfig.from_pretrained(model_args.model_name_or_path)
     apply_config_overrides(config, model_args.config_overrides)
     model = prepare_model_for_post_training(
         model_args.model_name_or_path,
@@ -145,6 +151,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         num_urc_labels=model_args.num_urc_labels,
         whole_word_masking=data_args.whole_word_masking,
         seed=training_args.seed,
+        features=features,
     )
     train_collator = PostTrainingCollator(
         pool=DialoguePool(train_tok, same_corpus_negatives=data_args.same_corpus_negatives), **collator_settings

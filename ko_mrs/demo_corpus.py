@@ -545,6 +545,120 @@ def generate_dialogues(n_dialogues: int = 480, seed: int = 0) -> list[dict[str, 
     return dialogues
 
 
+# --------------------------------------------------------------------------------------------------
+# Multi-party dialogues: two conversations of different domains in one room, their turns interleaved.
+# --------------------------------------------------------------------------------------------------
+
+MULTIPARTY_THREAD_TURNS = (3, 6)  # turns kept of each thread's two-party dialogue
+
+
+def _multiparty_dialogue(rng: random.Random) -> tuple[list[str], list[str], list[int]]:
+    """Two threads (two-party dialogues of two domains) interleaved at random, so a turn often answers someone
+    other than the last speaker. Four speakers, or three when one person is in both threads.
+
+    Returns the utterances, their speakers and each turn's thread (0 or 1).
+    """
+    domains = rng.sample(_ALL_DOMAINS, 2)
+    threads = [_dialogue(domain, rng)[0][: rng.randint(*MULTIPARTY_THREAD_TURNS)] for domain in domains]
+    a, b, c, d = rng.sample(_V.party_names, 4)
+    pairs = [(a, b), (c, a) if rng.random() < 0.5 else (c, d)]
+    left = [len(t) for t in threads]
+    utterances, speakers, thread_of = [], [], []
+    turn = [0, 0]
+    while any(left):
+        if turn[0] == 0 or not left[1]:
+            k = 0  # thread 0 opens the room
+        elif not left[0]:
+            k = 1
+        else:
+            k = rng.randrange(2)
+        utterances.append(threads[k][turn[k]])
+        speakers.append(pairs[k][turn[k] % 2])
+        thread_of.append(k)
+        turn[k] += 1
+        left[k] -= 1
+    return utterances, speakers, thread_of
+
+
+def generate_multiparty_dialogues(n_dialogues: int = 600, seed: int = 0) -> list[dict[str, Any]]:
+    """Deterministic from the seed; each record also names its ``domains`` and each turn's ``threads``."""
+    if n_dialogues < 0:
+        raise ValueError(f"n_dialogues must be >= 0, got {n_dialogues}")
+    rng = random.Random(seed)
+    dialogues = []
+    for index in range(n_dialogues):
+        utterances, speakers, threads = _multiparty_dialogue(rng)
+        dialogues.append(
+            {"id": f"demo-multiparty-{index:04d}", "utterances": utterances, "speakers": speakers, "threads": threads}
+        )
+    return dialogues
+
+
+def build_multiparty_groups(
+    dialogues: Sequence[dict[str, Any]], num_candidates: int = 10, seed: int = 0
+) -> list[dict[str, Any]]:
+    """One group per dialogue that has a turn where the speaker switches threads and the other thread goes on.
+
+    The reply at such a turn ``t`` answers someone other than the last speaker, and its speaker has spoken
+    before (without that, even the speakers could not tell which thread the reply continues). Its negatives: the
+    other thread's next turn (``wrong_speaker_candidate``: the right content for the last turn, said by someone
+    other than the reply's speaker) and random utterances of other dialogues. Groups carry ``speakers`` and
+    ``reply_speaker``.
+    """
+    rng = random.Random(seed)
+    pool = [(d, u) for d, dialogue in enumerate(dialogues) for u in dialogue["utterances"]]
+    groups = []
+    for d, dialogue in enumerate(dialogues):
+        threads, speakers, turns = dialogue["threads"], dialogue["speakers"], dialogue["utterances"]
+        eligible = []
+        for t in range(1, len(turns)):
+            other = next((j for j in range(t + 1, len(turns)) if threads[j] == threads[t - 1]), None)
+            # the reply's speaker has spoken before: who they talk with can be told from the context
+            if threads[t] == threads[t - 1] or other is None or speakers[t] not in speakers[:t]:
+                continue
+            if speakers[other] != speakers[t] and turns[other] != turns[t]:
+                eligible.append((t, other))
+        if not eligible:
+            continue
+        t, other = rng.choice(eligible)
+        candidates = [turns[t], turns[other]]
+        while len(candidates) < num_candidates:
+            source, text = rng.choice(pool)
+            if source != d and text not in candidates:
+                candidates.append(text)
+        order = list(range(num_candidates))
+        rng.shuffle(order)
+        groups.append(
+            {
+                "group_id": f"{dialogue['id']}@{t}",
+                "context": turns[:t],
+                "candidates": [candidates[i] for i in order],
+                "labels": [int(i == 0) for i in order],
+                "speakers": speakers[:t],
+                "reply_speaker": speakers[t],
+                "wrong_speaker_candidate": order.index(1),
+                "corpus": "multiparty",
+            }
+        )
+    return groups
+
+
+def write_multiparty_corpus(
+    out_dir: str | os.PathLike[str], n_dialogues: int = 600, seed: int = 0, num_candidates: int = 10
+) -> dict[str, Path]:
+    """Train/validation/test JSONL of multi-party dialogues, plus ``validation_groups`` / ``test_groups``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    for dialogue in generate_multiparty_dialogues(n_dialogues, seed):
+        records[assign_split(dialogue["id"], seed)].append(dialogue)
+    paths = {split: write_jsonl(records[split], out / f"{split}.jsonl") for split in SPLITS}
+    for split in ("validation", "test"):
+        groups = build_multiparty_groups(records[split], num_candidates, seed)
+        paths[f"{split}_groups"] = write_jsonl(groups, out / f"{split}_groups.jsonl")
+    return paths
+
+
 def write_demo_corpus(
     out_dir: str | os.PathLike[str],
     n_dialogues: int = 480,
@@ -568,13 +682,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder, e.g. data/demo")
     parser.add_argument("--n-dialogues", type=int, default=480)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--multi-party",
+        action="store_true",
+        help="write multi-party dialogues (3-4 speakers, two interleaved threads) and their test groups instead",
+    )
     args = parser.parse_args(argv)
-    paths = write_demo_corpus(args.out, n_dialogues=args.n_dialogues, seed=args.seed)
+    if args.multi_party:
+        paths = write_multiparty_corpus(args.out, n_dialogues=args.n_dialogues, seed=args.seed)
+    else:
+        paths = write_demo_corpus(args.out, n_dialogues=args.n_dialogues, seed=args.seed)
     for split, path in paths.items():
         with path.open(encoding="utf-8") as handle:
             records = [json.loads(line) for line in handle]
+        if split.endswith("_groups"):
+            print(f"{split:17s} {len(records):5d} groups -> {path}")
+            continue
         n_utterances = sum(len(record["utterances"]) for record in records)
-        print(f"{split:10s} {len(records):5d} dialogues {n_utterances:6d} utterances -> {path}")
+        print(f"{split:17s} {len(records):5d} dialogues {n_utterances:6d} utterances -> {path}")
     return 0
 
 

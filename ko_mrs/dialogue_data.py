@@ -445,6 +445,7 @@ def build_eval_groups(
     # one generator for the whole file (see ko_mrs.negatives): group files written before stay the same groups
     rng = random.Random(seed)
     utterances = dialogues["utterances"]
+    speakers = dialogues["speakers"] if "speakers" in dialogues.column_names else [[]] * len(dialogues)
     corpora = dialogues["corpus"]
     sampler = NegativeSampler(DialoguePool(dialogues, same_corpus_negatives=same_corpus_negatives))
     groups = []
@@ -476,15 +477,16 @@ def build_eval_groups(
         order = list(range(num_candidates))
         rng.shuffle(order)
         start = 0 if max_turns is None else max(0, t - max_turns)
-        groups.append(
-            {
-                "group_id": f"{dialogues[d]['id']}@{t}",
-                "context": turns[start:t],
-                "candidates": [candidates[i] for i in order],
-                "labels": [int(i == 0) for i in order],
-                "corpus": corpora[d],
-            }
-        )
+        group = {
+            "group_id": f"{dialogues[d]['id']}@{t}",
+            "context": turns[start:t],
+            "candidates": [candidates[i] for i in order],
+            "labels": [int(i == 0) for i in order],
+            "corpus": corpora[d],
+        }
+        if speakers[d]:  # who said each context turn, and who says the reply (every candidate)
+            group |= {"speakers": speakers[d][start:t], "reply_speaker": speakers[d][t]}
+        groups.append(group)
     return groups
 
 
@@ -546,6 +548,17 @@ def _surrogate_field(value: object, name: str = "") -> str | None:
     return None
 
 
+def check_group_speakers(group: dict, path: str | Path, line: int) -> None:
+    """A group's optional ``speakers`` (one per context turn) and ``reply_speaker``, which go together."""
+    if "speakers" not in group and "reply_speaker" not in group:
+        return
+    _check_speakers(group.get("speakers"), len(group["context"]), path, line)
+    if not group.get("speakers"):
+        raise DialogueFormatError(path, line, "speakers", "is missing or empty, but reply_speaker is given")
+    if not isinstance(group.get("reply_speaker"), str):
+        raise DialogueFormatError(path, line, "reply_speaker", "must be a string when speakers are given")
+
+
 def read_eval_groups(path: str | Path) -> list[dict]:
     """Read evaluation groups written by :func:`write_jsonl` (or converted benchmark files)."""
     path = Path(path)
@@ -567,6 +580,7 @@ def read_eval_groups(path: str | Path) -> list[dict]:
             raise DialogueFormatError(path, line, "labels", "must be a list of 0/1, one per candidate")
         if 1 not in labels:
             raise DialogueFormatError(path, line, "labels", "has no positive (1): the group cannot be scored")
+        check_group_speakers(group, path, line)
         groups.append(group)
     if not groups:
         raise DialogueFormatError(path, 0, "<file>", "holds no groups")

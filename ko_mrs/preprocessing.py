@@ -102,10 +102,12 @@ class DialoguePool:
     tokenised, its utterance ids. Evaluation groups are drawn from an untokenised pool (texts only).
     ``extra``: tokenised rows after the dialogues (generated adversarial replies) that candidates may point to
     (row ``len(dialogues) + i``) but random draws never reach: they are not dialogues.
+    Speakers (one name per turn, or none) are read only when a selector uses them (:mod:`ko_mrs.speakers`).
     """
 
     def __init__(self, dialogues: Dataset, *, same_corpus_negatives: bool = True, extra: Dataset | None = None) -> None:
         self.ids = dialogues.select_columns(["utterance_ids"]) if "utterance_ids" in dialogues.column_names else None
+        self.speakers = dialogues.select_columns(["speakers"]) if "speakers" in dialogues.column_names else None
         if extra is not None:
             if self.ids is None:
                 raise ValueError("extra rows need a tokenised pool")
@@ -131,6 +133,13 @@ class DialoguePool:
         unique = sorted(set(int(i) for i in indices))
         rows = self.ids[unique]["utterance_ids"]
         return dict(zip(unique, rows, strict=True))
+
+    def fetch_speakers(self, indices: Sequence[int]) -> dict[int, list[str]]:
+        """Speakers of the given dialogues, one Arrow read; an empty list where none were recorded."""
+        unique = sorted(set(int(i) for i in indices))
+        if self.speakers is None:
+            return dict.fromkeys(unique, [])
+        return dict(zip(unique, self.speakers[unique]["speakers"], strict=True))
 
 
 def _explode(tokenized: Dataset, explode, features: Features, desc: str) -> Dataset:
@@ -235,11 +244,27 @@ def groups_to_pairs(
     """Evaluation groups as pair rows over a pool of their own: one pool row per group.
 
     Each row carries its group index, so scores are matched to groups by id, never by row order.
-    Returns the pairs, the pool and the group ids (index -> ``group_id``).
+    Returns the pairs, the pool and the group ids (index -> ``group_id``). A group's ``speakers`` (one per
+    context turn) and ``reply_speaker`` go into the pool as the speakers of its context and of every candidate;
+    a group without them gets none (two-party alternation, see :mod:`ko_mrs.speakers`).
     """
     turns = [[*(g["context"] if max_turns is None else g["context"][-max_turns:]), *g["candidates"]] for g in groups]
+    speakers = [_group_speakers(g, len(t) - len(g["candidates"])) for g, t in zip(groups, turns, strict=True)]
     pool_rows = Dataset.from_dict(
-        {"utterances": turns, "num_turns": [len(t) for t in turns], "corpus": ["groups"] * len(groups)}
+        {
+            "utterances": turns,
+            "speakers": speakers,
+            "num_turns": [len(t) for t in turns],
+            "corpus": ["groups"] * len(groups),
+        },
+        features=Features(
+            {
+                "utterances": HFSequence(Value("string")),
+                "speakers": HFSequence(Value("string")),
+                "num_turns": Value("int64"),
+                "corpus": Value("string"),
+            }
+        ),
     )
     tokenized = tokenize_dialogues(pool_rows, tokenizer)
     pool = DialoguePool(tokenized, same_corpus_negatives=False)
@@ -260,3 +285,11 @@ def groups_to_pairs(
             ):
                 rows[key].append(value)
     return Dataset.from_dict(rows, features=PAIR_FEATURES), pool, [str(g["group_id"]) for g in groups]
+
+
+def _group_speakers(group: dict, num_context: int) -> list[str]:
+    """Speakers of a group's last ``num_context`` context turns, then its reply speaker once per candidate."""
+    if not group.get("speakers"):
+        return []
+    context = group["speakers"][len(group["context"]) - num_context :]
+    return [*context, *[group["reply_speaker"]] * len(group["candidates"])]

@@ -9,11 +9,19 @@ against one works with the other.
 
     mrs-rank --model runs/fine-tune --context "주말에 뭐 해?" "등산 가려고" --candidates "어디로?" "배고파"
     mrs-rank --model runs/fine-tune --input groups.jsonl --output ranked.jsonl
+    mrs-rank --model runs/speakers --context "점심 뭐 먹지?" "난 국수" "나도" --speakers A B C --reply_speaker A \
+        --candidates "그럼 국숫집 가자" "배불러"
+
+Speakers (a model fine-tuned with ``--speaker_encoding``): ``speakers`` names who said each context turn and
+``reply_speaker`` who says the candidates; names are free, only who is who relative to the reply matters
+(:mod:`ko_mrs.speakers`). Without them, a two-party alternation is assumed: the reply's speaker said every
+second turn back from the reply, the other party the turns in between.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,13 +42,14 @@ from transformers import (
 )
 from transformers.utils import cached_file
 
-from data_collators import assemble_pair, pad_pairs, special_ids, uses_token_types
+from data_collators import Markers, assemble_pair, pad_pairs, special_ids, uses_token_types
 from ko_mrs.backends import BACKENDS, ExportedClassifier, check_backend, exported_file
 from ko_mrs.cli_errors import UsageError, check_output_file, report
 from ko_mrs.dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
 from ko_mrs.preprocessing import DEFAULT_MAX_LENGTH
 from ko_mrs.scoring import next_label_index, next_scores
-from modeling_mrs import BertForResponseSelection
+from ko_mrs.speakers import DEFAULT_MAX_SPEAKERS, UtteranceFeatures, relative_speakers
+from modeling_mrs import BertForResponseSelection, BertForSpeakerAwareSelection
 
 __all__ = ["ResponseSelector", "main"]
 
@@ -49,7 +58,12 @@ __all__ = ["ResponseSelector", "main"]
 BATCHES_PER_CHUNK = 16
 PAD_TO_MULTIPLE_OF = 8  # as the collators pad
 
-Pair = tuple[Sequence[int], Sequence[int]]  # (input_ids, token_type_ids)
+Pair = tuple[Sequence[int], ...]  # (input_ids, token_type_ids, *the features' embedding rows)
+# A group to score: context turns, candidates, and the context's speakers relative to the reply (None: alternation).
+Group = tuple[list[str], list[str], list[int] | None]
+# Model classes ko-mrs loads by the name in config.architectures (a plain AutoModel would replace their heads).
+OWN_CLASSES = {cls.__name__: cls for cls in (BertForResponseSelection, BertForSpeakerAwareSelection)}
+logger = logging.getLogger(__name__)
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -92,6 +106,12 @@ class ResponseSelector:
         self.special = special_ids(tokenizer)
         # the collators' rule, so a pair is scored with the token types it was trained with
         self.use_token_types = uses_token_types(tokenizer)
+        # the speaker / turn-distance features fine-tuning recorded in the config, laid out as it laid them out
+        self.features = UtteranceFeatures.from_config(model.config)
+        self.markers = Markers.from_tokenizer(tokenizer, self.features)
+        # the latest turns fine-tuning kept (--max_turns), so a long context is cut where training cut it
+        self.max_turns: int | None = getattr(model.config, "mrs_max_turns", None)
+        self._said_alternation = False
 
     @classmethod
     def from_pretrained(
@@ -136,9 +156,10 @@ class ResponseSelector:
                 graph = _exported_graph(source, exported_file(quantized, file_name), hub_kwargs)
                 model = ExportedClassifier(graph, config, backend)
                 return cls(model, tokenizer, max_length=max_length, batch_size=batch_size)
-            # the mean-pooling selector by its own class: as a BertForSequenceClassification its pooler would be random
-            mean_pooled = BertForResponseSelection.__name__ in (config.architectures or [])
-            model_class = BertForResponseSelection if mean_pooled else AutoModelForSequenceClassification
+            # ko-mrs' own selectors by their class: as a BertForSequenceClassification the mean-pooling one would get
+            # a random pooler, the speaker-aware one would lose its speaker embeddings
+            own = [OWN_CLASSES[name] for name in config.architectures or [] if name in OWN_CLASSES]
+            model_class = own[0] if own else AutoModelForSequenceClassification
             model, loading_info = model_class.from_pretrained(source, config=config, **model_kwargs)
         except (OSError, ValueError, SafetensorError) as err:  # SafetensorError: a truncated or corrupt weights file
             raise OSError(f"could not load a model from the {tried}: {err}") from err
@@ -163,14 +184,17 @@ class ResponseSelector:
         *,
         batch_size: int | None = None,
         show_progress_bar: bool = False,
+        speakers: Sequence[str] | None = None,
+        reply_speaker: str | None = None,
     ) -> list[float]:
         """Probability that each candidate is the next utterance after ``context`` (oldest turn first).
 
-        Scores are in candidate order. Blank context turns are dropped: they would only add an empty turn.
+        Scores are in candidate order. Blank context turns are dropped (and their speakers): they would only add an
+        empty turn. ``speakers`` (one per context turn) and ``reply_speaker`` go together; without them two parties
+        are assumed to alternate (see the module docstring).
         """
-        context, candidates = _check_inputs(context, candidates)
-        pairs = [(context, candidate) for candidate in candidates]
-        return self.predict(pairs, batch_size, show_progress_bar, convert_to_numpy=False)
+        group = _check_inputs(context, candidates, speakers, reply_speaker, self.features.max_speakers)
+        return self._score_groups([group], self._batch_size(batch_size), show_progress_bar)[0]
 
     def predict(
         self,
@@ -213,13 +237,24 @@ class ResponseSelector:
         return_documents: bool = False,
         batch_size: int | None = None,
         show_progress_bar: bool = False,
+        *,
+        speakers: Sequence[str] | None = None,
+        reply_speaker: str | None = None,
     ) -> list[dict[str, Any]]:
         """``[{"corpus_id": i, "score": p, ("text": candidates[i])}, ...]``, best first, like ``CrossEncoder.rank``.
 
-        Ties keep candidate order (lower ``corpus_id`` first); ``top_k`` keeps the best ``top_k``.
+        Ties keep candidate order (lower ``corpus_id`` first); ``top_k`` keeps the best ``top_k``. ``speakers`` and
+        ``reply_speaker`` as in :meth:`score`.
         """
         _check_top_k(top_k)
-        scores = self.score(context, candidates, batch_size=batch_size, show_progress_bar=show_progress_bar)
+        scores = self.score(
+            context,
+            candidates,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            speakers=speakers,
+            reply_speaker=reply_speaker,
+        )
         return _ranking(scores, candidates, top_k, return_documents)
 
     def rank_batch(
@@ -230,22 +265,22 @@ class ResponseSelector:
         return_documents: bool = False,
         batch_size: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Rank many ``{"context": [...], "candidates": [...], ...}`` items lazily, in input order.
+        """Rank many ``{"context": [...], "candidates": [...], "speakers"?, "reply_speaker"?, ...}`` items lazily.
 
         Each item comes back with all its keys plus ``"ranking"`` (as ``rank`` returns it): the JSONL batch
         format. Pairs of consecutive items share batches, so groups of a few candidates still fill a GPU.
         """
         _check_top_k(top_k)
         batch_size = self._batch_size(batch_size)
-        chunk: list[tuple[Mapping[str, Any], list[str], list[str]]] = []
+        chunk: list[tuple[Mapping[str, Any], Group]] = []
         num_pairs = 0
         for index, item in enumerate(items):
             try:
-                context, candidates = _item_inputs(item)
+                group = _item_inputs(item, self.features.max_speakers)
             except (TypeError, ValueError) as err:
                 raise type(err)(f"item {index}: {err}") from err
-            chunk.append((item, context, candidates))
-            num_pairs += len(candidates)
+            chunk.append((item, group))
+            num_pairs += len(group[1])
             if num_pairs >= batch_size * BATCHES_PER_CHUNK:
                 yield from self._rank_chunk(chunk, top_k, return_documents, batch_size)
                 chunk, num_pairs = [], 0
@@ -254,26 +289,29 @@ class ResponseSelector:
 
     def _rank_chunk(
         self,
-        chunk: Sequence[tuple[Mapping[str, Any], list[str], list[str]]],
+        chunk: Sequence[tuple[Mapping[str, Any], Group]],
         top_k: int | None,
         return_documents: bool,
         batch_size: int,
     ) -> Iterator[dict[str, Any]]:
-        groups = [(context, candidates) for _, context, candidates in chunk]
-        for (item, _, candidates), scores in zip(chunk, self._score_groups(groups, batch_size, False), strict=True):
-            yield {**item, "ranking": _ranking(scores, candidates, top_k, return_documents)}
+        groups = [group for _, group in chunk]
+        for (item, group), scores in zip(chunk, self._score_groups(groups, batch_size, False), strict=True):
+            yield {**item, "ranking": _ranking(scores, group[1], top_k, return_documents)}
 
-    def _score_groups(
-        self, groups: Sequence[tuple[list[str], list[str]]], batch_size: int, show_progress_bar: bool
-    ) -> list[list[float]]:
+    def _score_groups(self, groups: Sequence[Group], batch_size: int, show_progress_bar: bool) -> list[list[float]]:
         """Scores of every group's candidates; each distinct text is tokenised once, however often it occurs."""
-        texts = list(dict.fromkeys(text for context, candidates in groups for text in (*context, *candidates)))
+        if self.features.uses_speakers and not self._said_alternation and any(g[2] is None for g in groups):
+            logger.warning("no speakers given: assuming two parties alternate, the reply's speaker two turns back")
+            self._said_alternation = True
+        texts = list(dict.fromkeys(text for context, candidates, _ in groups for text in (*context, *candidates)))
         encoded = self.tokenizer(
             texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False
         )["input_ids"]
         ids = dict(zip(texts, encoded, strict=True))
         pairs: list[Pair] = []
-        for context, candidates in groups:
+        for context, candidates, speakers in groups:
+            if self.max_turns is not None:
+                context, speakers = context[-self.max_turns :], speakers and speakers[-self.max_turns :]
             context_ids = [ids[text] for text in context]
             pairs.extend(
                 assemble_pair(
@@ -283,12 +321,14 @@ class ResponseSelector:
                     sep_id=self.special.sep,
                     eot_id=self.special.eot,
                     max_length=self.max_length,
+                    speakers=speakers,
+                    markers=self.markers,
                 )
                 for candidate in candidates
             )
         scores = self._score_pairs(pairs, batch_size, show_progress_bar)
         out, start = [], 0
-        for _, candidates in groups:
+        for _, candidates, _ in groups:
             out.append(scores[start : start + len(candidates)])
             start += len(candidates)
         return out
@@ -301,7 +341,7 @@ class ResponseSelector:
         land either side of itself, and its tie would no longer go to the lower ``corpus_id``. Batches hold pairs
         of similar length (little padding), longest first so running out of memory shows at once.
         """
-        keys = [(tuple(input_ids), tuple(token_types)) for input_ids, token_types in pairs]
+        keys = [tuple(map(tuple, pair)) for pair in pairs]
         unique = sorted(dict.fromkeys(keys), key=lambda key: len(key[0]), reverse=True)
         scores: dict[Pair, float] = {}
         for start in tqdm(
@@ -312,7 +352,14 @@ class ResponseSelector:
         return [scores[key] for key in keys]
 
     def _next_probabilities(self, pairs: Sequence[Pair]) -> list[float]:
-        batch = pad_pairs(pairs, self.special.pad, self.max_length, PAD_TO_MULTIPLE_OF, self.use_token_types)
+        batch = pad_pairs(
+            pairs,
+            self.special.pad,
+            self.max_length,
+            PAD_TO_MULTIPLE_OF,
+            self.use_token_types,
+            self.features.embedding_inputs,
+        )
         tensors = {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
         dtype = AUTOCAST_DTYPES.get(self.autocast)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
@@ -374,14 +421,34 @@ def _check_strings(field: str, values: Any) -> None:
             raise ValueError(f"{field}[{i}] is not valid Unicode (it holds a lone surrogate)") from None
 
 
-def _check_inputs(context: Any, candidates: Any) -> tuple[list[str], list[str]]:
-    """Validate one group; return the non-blank context turns and the candidates as lists."""
+def _check_inputs(
+    context: Any,
+    candidates: Any,
+    speakers: Any = None,
+    reply_speaker: Any = None,
+    max_speakers: int = DEFAULT_MAX_SPEAKERS,
+) -> Group:
+    """Validate one group; return the non-blank context turns, the candidates, and the turns' relative speakers."""
     _check_strings("context", context)
     _check_strings("candidates", candidates)
-    turns = _nonblank_turns(context)
+    keep = [i for i, turn in enumerate(context) if turn.strip()]
+    if not keep:
+        raise ValueError("context must contain at least one non-empty utterance")
     if not candidates:
         raise ValueError("candidates must contain at least one response")
-    return turns, list(candidates)
+    relative = None
+    if speakers is not None or reply_speaker is not None:
+        if speakers is None or reply_speaker is None:
+            raise ValueError(
+                "speakers and reply_speaker go together: give both (or neither, for two alternating parties)"
+            )
+        _check_strings("speakers", speakers)
+        if len(speakers) != len(context):
+            raise ValueError(f"speakers has {len(speakers)} entries for {len(context)} context turns (one per turn)")
+        if not isinstance(reply_speaker, str):
+            raise TypeError(f"reply_speaker must be a string, got {type(reply_speaker).__name__}")
+        relative = relative_speakers([speakers[i] for i in keep], reply_speaker, max_speakers)
+    return [context[i] for i in keep], list(candidates), relative
 
 
 def _nonblank_turns(context: Sequence[str]) -> list[str]:
@@ -391,7 +458,7 @@ def _nonblank_turns(context: Sequence[str]) -> list[str]:
     return turns
 
 
-def _pair_inputs(index: int, pair: Any) -> tuple[list[str], list[str]]:
+def _pair_inputs(index: int, pair: Any) -> Group:
     """One ``(context, candidate)`` pair of ``predict`` as a group of one candidate."""
     if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
         raise TypeError(f"pairs[{index}] must be a (context, candidate) pair, got {type(pair).__name__}")
@@ -404,13 +471,15 @@ def _pair_inputs(index: int, pair: Any) -> tuple[list[str], list[str]]:
         raise type(err)(f"pairs[{index}]: {err}") from None
 
 
-def _item_inputs(item: Any) -> tuple[list[str], list[str]]:
+def _item_inputs(item: Any, max_speakers: int = DEFAULT_MAX_SPEAKERS) -> Group:
     if not isinstance(item, Mapping):
         raise TypeError(f"expected an object with 'context' and 'candidates', got {type(item).__name__}")
     for field in ("context", "candidates"):
         if field not in item:
             raise ValueError(f"missing field '{field}'")
-    return _check_inputs(item["context"], item["candidates"])
+    return _check_inputs(
+        item["context"], item["candidates"], item.get("speakers"), item.get("reply_speaker"), max_speakers
+    )
 
 
 def _check_top_k(top_k: int | None) -> None:
@@ -461,9 +530,16 @@ def build_parser() -> argparse.ArgumentParser:
     single = parser.add_argument_group("one dialogue (prints a table)")
     single.add_argument("--context", nargs="*", metavar="UTTERANCE", help="context turns, oldest first")
     single.add_argument("--candidates", nargs="*", metavar="RESPONSE", help="candidate responses to rank")
+    single.add_argument(
+        "--speakers", nargs="*", metavar="NAME", help="who said each context turn (default: two alternating parties)"
+    )
+    single.add_argument("--reply_speaker", metavar="NAME", help="who says the reply (required with --speakers)")
     batch = parser.add_argument_group("many dialogues (JSONL)")
     batch.add_argument(
-        "--input", type=Path, help='JSONL file, one {"context": [...], "candidates": [...], "id": ...} per line'
+        "--input",
+        type=Path,
+        help='JSONL file, one {"context": [...], "candidates": [...], "speakers"?: [...], "reply_speaker"?, "id": ...} '
+        "per line",
     )
     batch.add_argument("--output", type=Path, help='JSONL file: each input line plus "ranking" (written atomically)')
     batch.add_argument("--return_documents", action="store_true", help='add each candidate\'s "text" to "ranking"')
@@ -507,10 +583,17 @@ def _rank_one(args: argparse.Namespace) -> None:
     if args.context is None and args.candidates is None:
         raise CliError("nothing to rank: give --context and --candidates, or --input and --output")
     try:
-        context, candidates = _check_inputs(args.context or [], args.candidates or [])
+        _check_inputs(args.context or [], args.candidates or [], args.speakers, args.reply_speaker)
     except (TypeError, ValueError) as err:
         raise CliError(str(err)) from err
-    ranking = _load(args).rank(context, candidates, top_k=args.top_k, return_documents=True)
+    ranking = _load(args).rank(
+        args.context,
+        args.candidates,
+        top_k=args.top_k,
+        return_documents=True,
+        speakers=args.speakers,
+        reply_speaker=args.reply_speaker,
+    )
     print(_format_table(ranking))
 
 
@@ -522,8 +605,8 @@ def _format_table(ranking: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _rank_jsonl_files(args: argparse.Namespace) -> None:
-    if args.context is not None or args.candidates is not None:
-        raise CliError("give either --context/--candidates or --input/--output, not both")
+    if args.context is not None or args.candidates is not None or args.speakers is not None:
+        raise CliError("give either --context/--candidates(/--speakers) or --input/--output, not both")
     if args.input is None or args.output is None:
         raise CliError("--input and --output go together")
     check_output_file(args.output, "--output")

@@ -19,7 +19,7 @@ from modeling_mrs import next_log_odds
 __all__ = ["MODEL_INPUTS", "NEXT_LABEL", "next_label_index", "next_scores", "predict"]
 
 # What a response selector's forward takes; the collators' other columns (labels, group_id, ...) stay out.
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "speaker_ids", "turn_ids")
 NEXT_LABEL = "next"
 
 

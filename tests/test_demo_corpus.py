@@ -122,3 +122,50 @@ def test_cli_prints_counts_and_exits_zero(tmp_path: Path, capsys: pytest.Capture
     counts = {split: int(n) for split, n in re.findall(r"^(\w+)\s+(\d+) dialogues", out, flags=re.MULTILINE)}
     assert list(counts) == list(SPLITS) and sum(counts.values()) == 45
     assert all((tmp_path / "demo" / f"{split}.jsonl").is_file() for split in SPLITS)
+
+
+# ------------------------------------------------------------------------------------------------- multi-party
+
+
+def test_multiparty_dialogues_have_three_or_four_speakers_and_replies_to_others(tmp_path: Path) -> None:
+    from ko_mrs.demo_corpus import write_multiparty_corpus
+    from ko_mrs.dialogue_data import read_dialogues, read_eval_groups
+
+    paths = write_multiparty_corpus(tmp_path, n_dialogues=200, seed=5)
+    again = write_multiparty_corpus(tmp_path / "again", n_dialogues=200, seed=5)
+    assert paths["test_groups"].read_bytes() == again["test_groups"].read_bytes()  # deterministic
+    dialogues, _ = read_dialogues(paths["train"])  # the data layer reads it, speakers and all
+    counts = Counter(len(set(speakers)) for speakers in dialogues["speakers"])
+    assert set(counts) == {3, 4}, counts
+    # some replies answer someone other than the last speaker: the turn before is another thread's
+    records = [json.loads(line) for line in paths["train"].read_text("utf-8").splitlines()]
+    assert any(r["threads"][t] != r["threads"][t - 1] for r in records for t in range(1, len(r["threads"])))
+    groups = read_eval_groups(paths["test_groups"])
+    assert groups
+    for group in groups:
+        assert len(group["speakers"]) == len(group["context"])
+        assert group["reply_speaker"] in group["speakers"]  # they spoke before
+        wrong = group["wrong_speaker_candidate"]
+        assert group["labels"][wrong] == 0 and sum(group["labels"]) == 1
+        assert len(set(group["candidates"])) == len(group["candidates"]) == 10
+        dialogue = next(r for r in _records(paths) if r["id"] == group["group_id"].split("@")[0])
+        t = len(group["context"])
+        # the reply answers someone other than the last speaker: the last turn is the other thread's
+        assert dialogue["threads"][t] != dialogue["threads"][t - 1]
+        # the wrong-speaker negative is that thread's next turn, said by someone else than the reply's speaker
+        later = [
+            j for j in range(t + 1, len(dialogue["threads"])) if dialogue["threads"][j] == dialogue["threads"][t - 1]
+        ]
+        assert group["candidates"][wrong] == dialogue["utterances"][later[0]]
+        assert dialogue["speakers"][later[0]] != group["reply_speaker"]
+
+
+def _records(paths: dict[str, Path]) -> list[dict]:
+    return [json.loads(line) for split in SPLITS for line in paths[split].read_text("utf-8").splitlines()]
+
+
+def test_multi_party_is_an_option_the_default_demo_stays_two_party(tmp_path: Path, capsys) -> None:
+    assert main(["--out", str(tmp_path / "two"), "--n-dialogues", "40"]) == 0
+    assert not (tmp_path / "two" / "test_groups.jsonl").exists()
+    assert main(["--out", str(tmp_path / "multi"), "--n-dialogues", "40", "--multi-party"]) == 0
+    assert "test_groups" in capsys.readouterr().out
