@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from transformers import AutoConfig
 
 from ko_mrs.backends import (
     ONNX_FILE,
@@ -33,11 +34,13 @@ from ko_mrs.backends import (
     require,
 )
 from ko_mrs.cli_errors import UsageError, cli_main
-from ko_mrs.scoring import MODEL_INPUTS
+from ko_mrs.speakers import UtteranceFeatures
 
 __all__ = ["ExportedGraph", "export_onnx", "main"]
 
 OPSET = 17
+# the graph's inputs, as Optimum and sentence-transformers name them (token_type_ids only where the tokenizer uses them)
+GRAPH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OPTIMIZATION_LEVELS = ("O1", "O2", "O3")
 # Largest |logit| difference an exact (fp32) graph may show against the torch model on the check batch.
 FP32_TOLERANCE = 1e-3
@@ -121,11 +124,18 @@ def export_onnx(
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: not a local model folder (mrs-export writes into the folder)")
     require("onnx")  # before the slow part: checking every graph needs ONNX Runtime
+    # checked before the model loads: the graph would need per-token speaker / turn ids, which no runner feeds
+    extra = UtteranceFeatures.from_config(AutoConfig.from_pretrained(model_dir)).embedding_inputs
+    if extra:
+        raise UsageError(
+            f"{model_dir}: a model with {' and '.join(extra)} embeddings cannot be exported yet; speaker and "
+            "turn-distance tokens (--speaker_encoding tokens) export as plain BERT"
+        )
     selector = ResponseSelector.from_pretrained(str(model_dir), device="cpu")
     model = selector.model.float()
     # eager attention exports as plain MatMul/Softmax, the pattern ONNX Runtime's attention fusion recognises
     model.set_attn_implementation("eager")
-    input_names = [name for name in MODEL_INPUTS if name != "token_type_ids" or selector.use_token_types]
+    input_names = [name for name in GRAPH_INPUTS if name != "token_type_ids" or selector.use_token_types]
     batch = _check_batch(input_names)
     axes = {name: {0: "batch_size", 1: "sequence_length"} for name in input_names}
     written = []

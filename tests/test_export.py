@@ -171,6 +171,23 @@ def test_a_corrupt_graph_is_a_one_line_error(
     assert "onnx cannot load" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_speaker_embedding_model_is_refused_in_one_line(
+    model_dir: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """Its graph would need speaker ids that no runner feeds: refused, not exported without them."""
+    speaker_model = tmp_path / "model"
+    shutil.copytree(model_dir, speaker_model)
+    config = json.loads((speaker_model / "config.json").read_text(encoding="utf-8"))
+    config["mrs_speaker_encoding"] = "embeddings"
+    (speaker_model / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    assert export.main([str(speaker_model), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "speaker_ids embeddings cannot be exported" in err and len(err.strip().splitlines()) == 1
+    assert not (speaker_model / "onnx" / "model.onnx").exists()
+
+
 def test_fine_tuning_pushes_its_onnx_files_and_the_card_says_how_to_load_them(
     tiny_setup: dict[str, Path], hub_env: HubEnv, tmp_path: Path
 ) -> None:
