@@ -484,6 +484,11 @@ class AdversarialPair:
         }
 
 
+def _borrowed(pool: Sequence[str], owner: Sequence[int], dialogue: int, rng: random.Random) -> list[str]:
+    """Up to 64 utterances of other dialogues, drawn for the ``topic`` rule to borrow its sentences from."""
+    return [pool[j] for j in rng.sample(range(len(pool)), min(len(pool), 64)) if owner[j] != dialogue]
+
+
 def make_adversarial_suite(
     dialogues: Sequence[dict[str, Any]], *, seed: int = 0, max_turns: int | None = None
 ) -> list[AdversarialPair]:
@@ -501,7 +506,7 @@ def make_adversarial_suite(
         rng = random.Random(f"{seed}:{dialogue['id']}")
         positions = list(range(1, len(utterances)))
         rng.shuffle(positions)
-        others = [pool[j] for j in rng.sample(range(len(pool)), min(len(pool), 64)) if owner[j] != index]
+        others = _borrowed(pool, owner, index, rng)
         for perturbation in PERTURBATIONS:
             for t in positions:
                 context = utterances[:t] if max_turns is None else utterances[max(0, t - max_turns) : t]
@@ -545,7 +550,7 @@ def generate_negatives(dialogues: Dataset, *, seed: int = 0, per_context: int = 
         out: dict[str, list] = {"utterances": [], "hard_dialogue": [], "hard_position": []}
         for d, turns, dialogue_id in zip(ids, turns_batch, dialogue_ids, strict=True):
             rng = random.Random(f"{seed}:{dialogue_id}")
-            others = [pool[j] for j in rng.sample(range(len(pool)), min(len(pool), 64)) if owner[j] != d]
+            others = _borrowed(pool, owner, d, rng)
             texts: list[str] = []
             rows, positions = [], []
             for t in range(1, len(turns)):
