@@ -171,6 +171,14 @@ class BertForFineGrainedPostTraining(BertPreTrainedModel):
     def uses_urc(self) -> bool:
         return self.config.urc_loss_weight != 0
 
+    @property
+    def objective(self) -> str:
+        """What this model is post-trained on, in words, for its model card: "MLM + URC (3-class)", "MLM only"."""
+        urc = f"{'NSP' if self.config.num_urc_labels == 2 else 'URC'} ({self.config.num_urc_labels}-class)"
+        return " + ".join(part for part, used in (("MLM", self.uses_mlm), (urc, self.uses_urc)) if used) + (
+            "" if self.uses_mlm and self.uses_urc else " only"
+        )
+
     def _freeze_unused_heads(self) -> None:
         """Freeze parameters that a zero loss weight leaves out of the graph (see the class docstring)."""
         if not self.uses_mlm:

@@ -194,6 +194,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             base_model=model_args.model_name_or_path,
             args=training_args,
             settings={
+                "objective": model.objective,
                 "window": data_args.window,
                 "max_seq_length": data_args.max_seq_length,
                 "mlm_probability": data_args.mlm_probability,

@@ -9,6 +9,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+from transformers.utils import logging as transformers_logging
+
+T = TypeVar("T")
 
 EXIT_USAGE = 2  # argparse's exit code for bad usage; every ko-mrs CLI uses it for bad input too
 
@@ -39,6 +44,20 @@ def cli_main(prog: str, run: Callable[[list[str] | None], object], argv: list[st
     except (UsageError, OSError) as error:
         return report(prog, error)
     return 0
+
+
+def load_for_cli(load: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``load(*args, **kwargs)`` for a command line tool; ``OSError`` / ``ValueError`` become a :class:`UsageError`.
+
+    transformers' load report and progress bar go to stderr before the loader can refuse a checkpoint, so they
+    would break the one-line error; a CLI that reaches a model load has nothing else to say through them.
+    """
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        return load(*args, **kwargs)
+    except (OSError, ValueError) as error:
+        raise UsageError(first_line(error)) from error
 
 
 def check_output_file(path: str | Path, option: str) -> Path:

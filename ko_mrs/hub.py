@@ -45,8 +45,9 @@ CITATION = """@inproceedings{han-etal-2021-fine,
 
 CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 STAGE_DESCRIPTIONS = {
-    "post-training": "BERT-FP fine-grained post-training (MLM + 3-class utterance relevance classification on short "
-    "dialogue windows). It is an encoder to fine-tune for response selection, not a ranker by itself.",
+    "post-training": "BERT-FP fine-grained post-training ({objective} on short dialogue windows; URC is utterance "
+    "relevance classification, NSP its 2-class form). It is an encoder to fine-tune for response selection, not a "
+    "ranker by itself.",
     "session": "a same-session classifier: the BERT-FP utterance relevance head trained alone (ko-mrs `--task "
     "session`), judging whether an utterance belongs to a conversation.",
     "fine-tuning": "a response selector: a cross-encoder that scores how likely a candidate is the next utterance of "
@@ -147,9 +148,9 @@ def build_model_card(
     ``health`` (post-training): the collapse monitor's ``initial`` and ``final`` spreads and the run's
     ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived.
     ``adversarial_results``: ``AdversarialReport.metrics(prefix="")`` of the run's adversarial suites, which the
-    model-index carries per perturbation type.
-    ``metrics`` (URC accuracy against its prior), so a reader sees whether the encoder survived. ``onnx``: the
-    repo holds ``mrs-export``'s ``onnx/model.onnx`` and ``onnx/model_qint8.onnx``; the card says how to load them.
+    model-index carries per perturbation type. ``settings["objective"]`` (post-training): what the heads were
+    trained on, in the card's first paragraph. ``onnx``: the repo holds ``mrs-export``'s ``onnx/model.onnx`` and
+    ``onnx/model_qint8.onnx``; the card says how to load them.
     """
     if stage not in STAGE_DESCRIPTIONS:
         raise ValueError(f"stage must be one of {', '.join(STAGE_DESCRIPTIONS)}, got {stage!r}")
@@ -211,7 +212,7 @@ def build_model_card(
         data,
         template_path=str(CARD_TEMPLATE),
         stage=stage,
-        what=STAGE_DESCRIPTIONS[stage],
+        what=STAGE_DESCRIPTIONS[stage].format(objective=settings.get("objective", "MLM + URC (3-class)")),
         repo_id=repo_id,
         base_model_path=base_model,
         training_data=", ".join(hub_args.card_datasets) or "see the training command",

@@ -44,7 +44,7 @@ from transformers.utils import cached_file
 
 from data_collators import Markers, assemble_pair, pad_pairs, special_ids, uses_token_types
 from ko_mrs.backends import BACKENDS, ExportedClassifier, check_backend, exported_file
-from ko_mrs.cli_errors import UsageError, check_output_file, report
+from ko_mrs.cli_errors import UsageError, check_output_file, load_for_cli, report
 from ko_mrs.dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
 from ko_mrs.preprocessing import DEFAULT_MAX_LENGTH
 from ko_mrs.scoring import next_label_index, next_scores
@@ -503,10 +503,6 @@ def _ranking(
 # ----------------------------------------------------------------------------------------------------------- CLI
 
 
-class CliError(UsageError):
-    """A user error the CLI reports as one line on stderr with exit code 2."""
-
-
 def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -566,26 +562,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args: argparse.Namespace) -> ResponseSelector:
-    try:
-        return ResponseSelector.from_pretrained(
-            args.model,
-            device=args.device,
-            max_length=args.max_length,
-            batch_size=args.batch_size,
-            backend=args.backend,
-            quantized=args.quantized,
-        )
-    except (OSError, ValueError) as err:
-        raise CliError(str(err).splitlines()[0]) from err
+    return load_for_cli(
+        ResponseSelector.from_pretrained,
+        args.model,
+        device=args.device,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        backend=args.backend,
+        quantized=args.quantized,
+    )
 
 
 def _rank_one(args: argparse.Namespace) -> None:
     if args.context is None and args.candidates is None:
-        raise CliError("nothing to rank: give --context and --candidates, or --input and --output")
+        raise UsageError("nothing to rank: give --context and --candidates, or --input and --output")
     try:
         _check_inputs(args.context or [], args.candidates or [], args.speakers, args.reply_speaker)
     except (TypeError, ValueError) as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     ranking = _load(args).rank(
         args.context,
         args.candidates,
@@ -606,14 +600,14 @@ def _format_table(ranking: Sequence[Mapping[str, Any]]) -> str:
 
 def _rank_jsonl_files(args: argparse.Namespace) -> None:
     if args.context is not None or args.candidates is not None or args.speakers is not None:
-        raise CliError("give either --context/--candidates(/--speakers) or --input/--output, not both")
+        raise UsageError("give either --context/--candidates(/--speakers) or --input/--output, not both")
     if args.input is None or args.output is None:
-        raise CliError("--input and --output go together")
+        raise UsageError("--input and --output go together")
     check_output_file(args.output, "--output")
     # Check every line before loading the model, so a typo on the last line does not cost a whole run.
     count = sum(1 for _ in _read_jsonl(args.input))
     if not count:
-        raise CliError(f"{args.input}: holds no items (one JSON object per line is expected)")
+        raise UsageError(f"{args.input}: holds no items (one JSON object per line is expected)")
     selector = _load(args)
     ranked = selector.rank_batch(_read_jsonl(args.input), top_k=args.top_k, return_documents=args.return_documents)
     progress = tqdm(ranked, total=count, desc="Ranking", unit="dialogue")
@@ -629,12 +623,12 @@ def _read_jsonl(path: Path, check: Callable[[Any], object] = _item_inputs) -> It
             try:
                 check(item)
             except (TypeError, ValueError) as err:
-                raise CliError(f"{path}:{line_number}: {err}") from err
+                raise UsageError(f"{path}:{line_number}: {err}") from err
             yield item
     except DialogueFormatError as err:
-        raise CliError(str(err)) from err
+        raise UsageError(str(err)) from err
     except OSError as err:
-        raise CliError(f"cannot read {path}: {err}") from err
+        raise UsageError(f"cannot read {path}: {err}") from err
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, BertConfig
 
 from ko_mrs.bi_encoder import BertBiEncoder, TextEncoder
-from ko_mrs.cli_errors import UsageError, check_output_file, report
+from ko_mrs.cli_errors import UsageError, check_output_file, load_for_cli, report
 from ko_mrs.dialogue_data import DialogueFormatError, iter_json_objects, write_jsonl
 from ko_mrs.distillation import model_fingerprint
 from ko_mrs.ranking import ResponseSelector
@@ -244,7 +244,8 @@ def _respond(args: argparse.Namespace) -> None:
         contexts = list(_read_contexts(args.input))  # every line checked before a model is loaded
         if not contexts:
             raise UsageError(f"{args.input}: holds no items (one JSON object per line is expected)")
-    responder = Responder.from_pretrained(
+    responder = load_for_cli(
+        Responder.from_pretrained,
         args.retriever,
         args.reranker,
         args.pool,

@@ -30,7 +30,6 @@ from safetensors import SafetensorError
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
-from transformers.utils import logging as transformers_logging
 
 from data_collators import (
     RANDOM,
@@ -42,7 +41,7 @@ from data_collators import (
     special_ids,
     uses_token_types,
 )
-from ko_mrs.cli_errors import UsageError, check_output_file, report
+from ko_mrs.cli_errors import UsageError, check_output_file, load_for_cli, report
 from ko_mrs.dialogue_data import write_jsonl
 from ko_mrs.preprocessing import DEFAULT_MAX_LENGTH
 from ko_mrs.ranking import (
@@ -399,19 +398,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args: argparse.Namespace) -> SessionClassifier:
-    # The load report and progress bar of transformers would break the one-line error of a checkpoint it refuses.
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    try:
-        return SessionClassifier.from_pretrained(
-            args.model,
-            device=args.device,
-            max_length=args.max_length,
-            batch_size=args.batch_size,
-            context_turns=args.context_turns,
-        )
-    except (OSError, ValueError) as err:
-        raise UsageError(str(err).splitlines()[0]) from err
+    return load_for_cli(
+        SessionClassifier.from_pretrained,
+        args.model,
+        device=args.device,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        context_turns=args.context_turns,
+    )
 
 
 def _answer(classifier: SessionClassifier, item: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:

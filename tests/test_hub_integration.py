@@ -168,6 +168,7 @@ def test_post_training_push_leaves_model_code_card_and_last_checkpoint(
     assert card.data.language == "ko"
     assert "post-training" in card.data.tags and "bert-fp" in card.data.tags
     assert "Stage: **post-training**" in card.text
+    assert "post-training (MLM + URC (3-class) on short dialogue windows" in card.text  # what the heads learned
     assert CITATION in card.text and "Fine-grained Post-training" in card.text
 
     titles = commit_titles(repo_id)

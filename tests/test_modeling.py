@@ -163,6 +163,14 @@ def test_mlm_only_mode_skips_and_freezes_urc_head() -> None:
     assert_every_trainable_param_has_grad(model)
 
 
+def test_objective_names_what_the_heads_learn() -> None:
+    """The post-training card's first paragraph: an MLM-only or 2-class run must not be called 3-class BERT-FP."""
+    assert tiny_model().objective == "MLM + URC (3-class)"
+    assert tiny_model(num_urc_labels=2).objective == "MLM + NSP (2-class)"
+    assert tiny_model(urc_loss_weight=0.0).objective == "MLM only"
+    assert tiny_model(mlm_loss_weight=0.0).objective == "URC (3-class) only"
+
+
 def test_freezing_survives_from_pretrained(tmp_path: Path) -> None:
     tiny_model(urc_loss_weight=0.0).save_pretrained(tmp_path)
     reloaded = BertForFineGrainedPostTraining.from_pretrained(tmp_path)

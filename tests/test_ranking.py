@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, pipeline
+from transformers import AutoTokenizer, BertConfig, BertForPreTraining, BertForSequenceClassification, pipeline
 
 from ko_mrs import ranking
 from ko_mrs.preprocessing import EOT_TOKEN
@@ -229,6 +229,17 @@ def test_cli_unloadable_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert err.startswith(f"mrs-rank: error: could not load a model from the local path {tmp_path}: ")
     assert err.count("\n") == 1
+
+
+def test_cli_refused_checkpoint_is_one_line(model_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """transformers prints a load report and a progress bar before the refusal; the CLI must print one line only."""
+    BertForPreTraining(BertConfig.from_pretrained(model_dir)).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp_path)
+    assert main(["--model", str(tmp_path), "--context", "안녕", "--candidates", "네"]) == 2
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err.startswith("mrs-rank: error: ") and "not a fine-tuned response selector" in err
+    assert err.count("\n") == 1, err
 
 
 def write_jsonl(path: Path, lines: list[str]) -> Path:
