@@ -227,6 +227,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             test_groups_path=data_args.test_groups,
             bm25_baseline=data_args.bm25_baseline,
             model_label="student",
+            log_odds=False,
         )
     )
     trainer.create_model_card()

@@ -117,8 +117,14 @@ def bm25_metrics(groups: list[dict]) -> dict[str, float]:
     return compute_ranking_metrics(ids, scores, labels)
 
 
-def write_predictions(path: Path, groups: list[dict], scores: np.ndarray, label_ids: tuple) -> None:
-    """One line per candidate, keyed by group id and candidate index, written atomically."""
+def write_predictions(
+    path: Path, groups: list[dict], scores: np.ndarray, label_ids: tuple, *, log_odds: bool = True
+) -> None:
+    """One line per candidate, keyed by group id and candidate index, written atomically.
+
+    ``log_odds``: the scores are a cross-encoder's log-odds of "next", so each line also carries P("next") as
+    ``ResponseSelector`` gives it; a bi-encoder's similarity is no log-odds, and its lines carry the score alone.
+    """
     rows = EvalRows(*label_ids)
     records = (
         {
@@ -126,8 +132,8 @@ def write_predictions(path: Path, groups: list[dict], scores: np.ndarray, label_
             "candidate_index": int(c),
             "candidate": groups[int(g)]["candidates"][int(c)],
             "label": int(label),
-            "score": float(score),  # log-odds of "next", what the metrics rank by
-            "probability": float(1 / (1 + np.exp(-score))),  # P("next"), as ResponseSelector gives it
+            "score": float(score),  # what the metrics rank by
+            **({"probability": float(1 / (1 + np.exp(-score)))} if log_odds else {}),
         }
         for label, g, c, score in zip(rows.labels, rows.group_id, rows.candidate_index, scores, strict=True)
     )
@@ -144,12 +150,14 @@ def train_evaluate_predict(
     test_groups_path: str | None = None,
     bm25_baseline: bool = True,
     model_label: str = "model",
+    log_odds: bool = True,
 ) -> dict[str, float]:
     """The stages a ranking run script asks for (``do_train`` / ``do_eval`` / ``do_predict``), metrics logged and
     saved, test predictions written and the test table beside BM25 logged; returns every stage's metrics.
 
     Shared by ``run_fine_tuning.py`` (a cross-encoder) and ``run_distillation.py`` (a bi-encoder): both score
-    pairs of fixed groups, gathered with their labels, group ids and candidate indices.
+    pairs of fixed groups, gathered with their labels, group ids and candidate indices. ``log_odds``: see
+    :func:`write_predictions` (False for the bi-encoder).
     """
     args = trainer.args
     metrics: dict[str, float] = {}
@@ -179,6 +187,6 @@ def train_evaluate_predict(
         metrics.update(test_metrics)
         if trainer.is_world_process_zero():
             path = Path(args.output_dir) / "test_predictions.jsonl"
-            write_predictions(path, test_groups, output.predictions, output.label_ids)
+            write_predictions(path, test_groups, output.predictions, output.label_ids, log_odds=log_odds)
             logger.info("test groups: %s\n%s", test_groups_path, format_metrics_table(table))
     return metrics

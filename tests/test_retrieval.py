@@ -207,6 +207,9 @@ def test_student_beats_untrained(student: tuple[Path, dict[str, float]], tiny_se
     assert metrics["test_num_groups"] == untrained["test_num_groups"] == 96
     assert metrics["test_r10@1"] > untrained["test_r10@1"] + 0.2, (metrics["test_r10@1"], untrained["test_r10@1"])
     assert (out / "README.md").is_file() and "distillation" in (out / "README.md").read_text(encoding="utf-8")
+    # a similarity is no log-odds: the student's predictions carry no "probability" a reader could misread
+    first = json.loads((out / "test_predictions.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert set(first) == {"group_id", "candidate_index", "candidate", "label", "score"}
 
 
 def test_trainer_logs_both_distillation_losses(tiny_setup: dict[str, Path], small_data, tmp_path: Path) -> None:
