@@ -13,8 +13,10 @@ held-out demo dialogues, BENCHMARKS.md section 9), but says nothing about real K
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -43,12 +45,39 @@ NOTICE = (
 
 
 ROOT = Path(__file__).resolve().parent
+TINY_CONFIG = ROOT / "configs" / "tiny-demo.yaml"
+POST_CONFIG = ROOT / "configs" / "post_training" / "tiny.yaml"
+FINE_CONFIG = ROOT / "configs" / "fine_tuning" / "tiny.yaml"
 
 
 def run_script(script: str, args: list[str], results: Path) -> dict[str, float]:
     """Run a stage's script as its own command, as a user would, and return the metrics it saved."""
     subprocess.run([sys.executable, str(ROOT / script), *args], check=True)
     return json.loads(results.read_text(encoding="utf-8"))
+
+
+def set_aside_stale_runs(run_dir: Path, inputs: list[Path], settings: dict, stages: list[Path]) -> list[Path]:
+    """Move stage folders trained on other inputs to ``run_dir/previous/``; return the folders moved.
+
+    A stage resumes from its last checkpoint, so after an edit of the corpus, a config or the seed, a rerun would
+    otherwise continue (or just reprint) a model of the old inputs. Folders of an unknown origin (no fingerprint
+    yet) are set aside too; those of the same inputs stay, so an interrupted demo resumes.
+    """
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for path in inputs:
+        digest.update(path.read_bytes())
+    fingerprint, record = digest.hexdigest(), run_dir / "inputs.sha256"
+    moved = []
+    if not record.is_file() or record.read_text(encoding="utf-8").strip() != fingerprint:
+        for stage in (stage for stage in stages if stage.exists()):
+            target = run_dir / "previous" / stage.name
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            moved.append(stage.rename(target))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record.with_suffix(".tmp").write_text(fingerprint + "\n", encoding="utf-8")
+    record.with_suffix(".tmp").replace(record)
+    return moved
 
 
 def banner(text: str) -> None:
@@ -87,18 +116,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {'TRUE' if label else '    '}    : {candidate}")
 
     banner("2/5  Offline tiny BERT and WordPiece tokenizer (configs/tiny-demo.yaml)")
-    tiny = build_tiny_model([files["train"]], "configs/tiny-demo.yaml", run_dir / "tiny-bert")
+    tiny = build_tiny_model([files["train"]], TINY_CONFIG, run_dir / "tiny-bert")
     print(f"saved to {tiny}")
     datasets.enable_progress_bars()
 
     stage_args = ["--max_steps", "4", "--logging_steps", "2"] if args.quick else []
     stage_args += ["--seed", str(args.seed)]
+    post_dir, fine_dir = run_dir / "post-trained", run_dir / "fine-tuned"
+    inputs = [*files.values(), TINY_CONFIG, POST_CONFIG, FINE_CONFIG]
+    for stale in set_aside_stale_runs(run_dir, inputs, {"args": stage_args}, [post_dir, fine_dir]):
+        print(f"the corpus, a config or the settings changed since {stale.name}/ was trained: moved it to {stale}")
     banner("3/5  BERT-FP post-training: MLM + utterance relevance classification")
-    post_dir = run_dir / "post-trained"
     post = run_script(
         "run_post_training.py",
         [
-            "configs/post_training/tiny.yaml",
+            str(POST_CONFIG),
             "--model_name_or_path", str(tiny),
             "--train_files", str(files["train"]),
             "--validation_files", str(files["validation"]),
@@ -110,11 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     print({k: round(v, 4) for k, v in post.items() if k.startswith("eval_")})
 
     banner("4/5  Fine-tuning and evaluation on fixed 1-in-10 test groups")
-    fine_dir = run_dir / "fine-tuned"
     metrics = run_script(
         "run_fine_tuning.py",
         [
-            "configs/fine_tuning/tiny.yaml",
+            str(FINE_CONFIG),
             "--model_name_or_path", str(post_dir),
             "--train_files", str(files["train"]),
             "--validation_groups", str(groups_dir / "validation.jsonl"),
