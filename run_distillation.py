@@ -15,7 +15,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
+from transformers import AutoTokenizer, HfArgumentParser, set_seed
 
 from ko_mrs.bi_encoder import (
     DEFAULT_CONTEXT_LENGTH,
@@ -25,15 +25,16 @@ from ko_mrs.bi_encoder import (
     BiEncoderCollator,
 )
 from ko_mrs.cli_errors import UsageError, cli_main
-from ko_mrs.dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues
 from ko_mrs.distillation import DistillationArguments, DistillationTrainer, add_teacher_scores
 from ko_mrs.fine_tuning import ranking_metrics, train_evaluate_predict
-from ko_mrs.hub import HubArguments, build_model_card, push_final
-from ko_mrs.negatives import HARD_NEGATIVE_TOKENIZERS, NegativeSampler, mine_hard_negatives
-from ko_mrs.preprocessing import DialoguePool, add_eot_token, build_pairs, groups_to_pairs, tokenize_dialogues
+from ko_mrs.hub import HubArguments, build_model_card, card_results, push_final
+from ko_mrs.negatives import HARD_NEGATIVE_TOKENIZERS
+from ko_mrs.preprocessing import DialoguePool, add_eot_token
+from ko_mrs.selection_data import build_training_rows, group_rows, read_group_files
 from ko_mrs.training import (
     apply_config_overrides,
     detect_last_checkpoint,
+    early_stopping,
     parse_args,
     setup_logging,
 )
@@ -98,12 +99,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     uses_teacher = training_args.do_train and training_args.teacher_weight > 0
     if uses_teacher and model_args.teacher_name_or_path is None:
         raise UsageError("--teacher_weight above 0 needs --teacher_name_or_path (or --teacher_weight 0)")
-    if training_args.do_eval and data_args.validation_groups is None:
-        raise UsageError("--do_eval needs --validation_groups (write them with `mrs-data groups`)")
-    if training_args.do_predict and data_args.test_groups is None:
-        raise UsageError("--do_predict needs --test_groups (write them with `mrs-data groups`)")
-    validation_groups = read_eval_groups(data_args.validation_groups) if training_args.do_eval else None
-    test_groups = read_eval_groups(data_args.test_groups) if training_args.do_predict else None
+    validation_groups, test_groups = read_group_files(data_args, training_args)
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     add_eot_token(tokenizer)
@@ -113,35 +109,10 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
 
     train_rows = train_collator = None
     if training_args.do_train:
-        if not data_args.train_files:
-            raise UsageError("--do_train needs --train_files")
         with training_args.main_process_first(desc="reading dialogues, candidate lists and teacher scores"):
-            dialogues, reports = read_dialogues(data_args.train_files, skip_short=data_args.skip_short)
-            for report in reports:
-                logger.info("read %s", report)
-            require_two_dialogues(dialogues, data_args.train_files)
-            tokenized = tokenize_dialogues(dialogues, tokenizer)
-            pool = DialoguePool(tokenized, same_corpus_negatives=data_args.same_corpus_negatives)
-            hard = None
-            if data_args.hard_negative_ratio > 0:
-                hard = mine_hard_negatives(
-                    dialogues,
-                    tokenizer=data_args.hard_negative_tokenizer,
-                    top_k=data_args.hard_negative_pool_top_k,
-                    same_corpus=data_args.same_corpus_negatives,
-                )
-            train_rows = build_pairs(
-                tokenized,
-                pool,
-                every_prefix=data_args.every_prefix,
-                negatives_per_positive=data_args.negatives_per_positive,
-                max_turns=data_args.max_turns,
-                seed=training_args.seed,
-                listwise=True,
-                sampler=NegativeSampler(pool, hard, data_args.hard_negative_ratio),
+            train_rows, pool, dialogues = build_training_rows(
+                data_args, tokenizer, seed=training_args.seed, listwise=True
             )
-            if data_args.max_train_samples is not None:
-                train_rows = train_rows.select(range(min(data_args.max_train_samples, len(train_rows))))
             if uses_teacher:
                 train_rows = add_teacher_scores(
                     train_rows,
@@ -152,15 +123,8 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 )
         logger.info("%d candidate lists from %d dialogues", len(train_rows), len(dialogues))
         train_collator = collator(pool)
-
-    def group_rows(groups: list[dict] | None):
-        if groups is None:
-            return None, None
-        pairs, pool, _ = groups_to_pairs(groups, tokenizer, max_turns=data_args.max_turns)
-        return pairs, collator(pool)
-
-    eval_pairs, eval_collator = group_rows(validation_groups)
-    test_pairs, test_collator = group_rows(test_groups)
+    eval_pairs, eval_collator = group_rows(validation_groups, tokenizer, data_args.max_turns, collator)
+    test_pairs, test_collator = group_rows(test_groups, tokenizer, data_args.max_turns, collator)
 
     model = BertBiEncoder.from_pretrained(
         model_args.model_name_or_path, shared_towers=model_args.shared_towers, similarity=model_args.similarity
@@ -176,7 +140,6 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     metrics: dict[str, float] = {}
 
     def card(repo_id: str):
-        prefix = "test_" if any(k.startswith("test_r") for k in metrics) else "eval_"
         return build_model_card(
             stage="distillation",
             repo_id=repo_id,
@@ -197,12 +160,9 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 "max_reply_length": data_args.max_reply_length,
             },
             hub_args=hub_args,
-            eval_results={k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
+            eval_results=card_results(metrics),
         )
 
-    callbacks = []
-    if data_args.early_stopping_patience is not None:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
     trainer = DistillationTrainer(
         model=model,
         args=training_args,
@@ -213,7 +173,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         test_collator=test_collator,
         processing_class=tokenizer,
         compute_metrics=ranking_metrics,
-        callbacks=callbacks,
+        callbacks=early_stopping(data_args.early_stopping_patience),
         card_builder=card,
         scale=scale,
     )

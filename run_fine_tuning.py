@@ -21,16 +21,14 @@ from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    EarlyStoppingCallback,
     HfArgumentParser,
     set_seed,
 )
 
 from data_collators import ResponseSelectionCollator
-from ko_mrs.adversarial import evaluate_adversarial, generate_negatives, read_adversarial_files
+from ko_mrs.adversarial import evaluate_adversarial, read_adversarial_files
 from ko_mrs.backends import require
 from ko_mrs.cli_errors import UsageError, cli_main
-from ko_mrs.dialogue_data import read_dialogues, read_eval_groups, require_two_dialogues
 from ko_mrs.export import export_onnx
 from ko_mrs.fine_tuning import (
     ID2LABEL,
@@ -40,22 +38,21 @@ from ko_mrs.fine_tuning import (
     ranking_metrics,
     train_evaluate_predict,
 )
-from ko_mrs.hub import HubArguments, build_model_card, push_final
-from ko_mrs.negatives import HARD_NEGATIVE_TOKENIZERS, NegativeSampler, mine_hard_negatives
+from ko_mrs.hub import HubArguments, build_model_card, card_results, push_final
+from ko_mrs.negatives import HARD_NEGATIVE_TOKENIZERS
 from ko_mrs.preprocessing import (
     DEFAULT_MAX_LENGTH,
     DialoguePool,
     add_eot_token,
-    build_pairs,
-    groups_to_pairs,
-    tokenize_dialogues,
 )
 from ko_mrs.ranking import ResponseSelector
+from ko_mrs.selection_data import build_training_rows, group_rows, read_group_files
 from ko_mrs.session_training import train_session
 from ko_mrs.speakers import UtteranceFeatureArguments
 from ko_mrs.training import (
     apply_config_overrides,
     detect_last_checkpoint,
+    early_stopping,
     parse_args,
     setup_logging,
 )
@@ -182,72 +179,29 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     features = feature_args.resolve(config)
     features.add_tokens(tokenizer)
 
-    if training_args.do_eval and data_args.validation_groups is None:
-        raise UsageError("--do_eval needs --validation_groups (write them with `mrs-data groups`)")
-    if training_args.do_predict and data_args.test_groups is None:
-        raise UsageError("--do_predict needs --test_groups (write them with `mrs-data groups`)")
-    # group files are read only for the stages that use them, so a config naming them runs without them
-    validation_groups = read_eval_groups(data_args.validation_groups) if training_args.do_eval else None
-    test_groups = read_eval_groups(data_args.test_groups) if training_args.do_predict else None
+    validation_groups, test_groups = read_group_files(data_args, training_args)
     # read before training, so a bad suite fails in seconds rather than after the run
     adversarial = read_adversarial_files(data_args.adversarial_files) if data_args.adversarial_files else None
 
+    def collator(pool: DialoguePool) -> ResponseSelectionCollator:
+        return ResponseSelectionCollator(
+            tokenizer=tokenizer, pool=pool, max_length=data_args.max_seq_length, features=features
+        )
+
     train_pairs = train_collator = None
     if training_args.do_train:
-        if not data_args.train_files:
-            raise UsageError("--do_train needs --train_files")
         with training_args.main_process_first(desc="reading and tokenising dialogues"):
-            dialogues, reports = read_dialogues(data_args.train_files, skip_short=data_args.skip_short)
-            for report in reports:
-                logger.info("read %s", report)
-            require_two_dialogues(dialogues, data_args.train_files)
-            tokenized = tokenize_dialogues(dialogues, tokenizer)
-            generated = extra = None
-            if data_args.adversarial_negative_ratio > 0:
-                generated = generate_negatives(dialogues, seed=training_args.seed)
-                extra = tokenize_dialogues(generated.texts, tokenizer)
-            pool = DialoguePool(tokenized, same_corpus_negatives=data_args.same_corpus_negatives, extra=extra)
-            hard = None
-            if data_args.hard_negative_ratio > 0:
-                hard = mine_hard_negatives(
-                    dialogues,
-                    tokenizer=data_args.hard_negative_tokenizer,
-                    top_k=data_args.hard_negative_pool_top_k,
-                    same_corpus=data_args.same_corpus_negatives,
-                )
-            train_pairs = build_pairs(
-                tokenized,
-                pool,
-                every_prefix=data_args.every_prefix,
-                negatives_per_positive=data_args.negatives_per_positive,
-                max_turns=data_args.max_turns,
+            train_pairs, pool, dialogues = build_training_rows(
+                data_args,
+                tokenizer,
                 seed=training_args.seed,
                 listwise=training_args.loss == "listwise",
-                sampler=NegativeSampler(
-                    pool,
-                    hard,
-                    data_args.hard_negative_ratio,
-                    None if generated is None else generated.lists,
-                    data_args.adversarial_negative_ratio,
-                ),
+                adversarial_ratio=data_args.adversarial_negative_ratio,
             )
-        if data_args.max_train_samples is not None:
-            train_pairs = train_pairs.select(range(min(data_args.max_train_samples, len(train_pairs))))
         logger.info("%d training pairs from %d dialogues", len(train_pairs), len(dialogues))
-        train_collator = ResponseSelectionCollator(
-            tokenizer=tokenizer, pool=pool, max_length=data_args.max_seq_length, features=features
-        )
-
-    def group_collator(groups: list[dict] | None):
-        if groups is None:
-            return None, None
-        pairs, pool, _ = groups_to_pairs(groups, tokenizer, max_turns=data_args.max_turns)
-        return pairs, ResponseSelectionCollator(
-            tokenizer=tokenizer, pool=pool, max_length=data_args.max_seq_length, features=features
-        )
-
-    eval_pairs, eval_collator = group_collator(validation_groups)
-    test_pairs, test_collator = group_collator(test_groups)
+        train_collator = collator(pool)
+    eval_pairs, eval_collator = group_rows(validation_groups, tokenizer, data_args.max_turns, collator)
+    test_pairs, test_collator = group_rows(test_groups, tokenizer, data_args.max_turns, collator)
 
     model_class = BertForResponseSelection if model_args.pooling == "mean" else AutoModelForSequenceClassification
     features.to_config(config)  # recorded, so ranking lays pairs out as training did
@@ -268,8 +222,6 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     adversarial_results: dict[str, float] = {}
 
     def card(repo_id: str):
-        # test results when there are some, else validation results; keys like "test_r10@1" -> "r10@1"
-        prefix = "test_" if any(k.startswith("test_r") for k in metrics) else "eval_"
         return build_model_card(
             stage="fine-tuning",
             repo_id=repo_id,
@@ -289,14 +241,11 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
                 "turn_distance_encoding": features.turn_distance_encoding,
             },
             hub_args=hub_args,
-            eval_results={k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)},
+            eval_results=card_results(metrics),
             adversarial_results=adversarial_results,
             onnx=training_args.export_onnx,
         )
 
-    callbacks = []
-    if data_args.early_stopping_patience is not None:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
     trainer = ResponseSelectionTrainer(
         model=model,
         args=training_args,
@@ -307,7 +256,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         test_collator=test_collator,
         processing_class=tokenizer,
         compute_metrics=ranking_metrics,
-        callbacks=callbacks,
+        callbacks=early_stopping(data_args.early_stopping_patience),
         card_builder=card,
     )
     metrics.update(

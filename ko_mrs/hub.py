@@ -130,6 +130,15 @@ def repository_url() -> str | None:
     return links.get("Repository")
 
 
+def card_results(metrics: dict[str, float]) -> dict[str, float]:
+    """The numbers a ranking card reports: test results when the run has some, else validation results.
+
+    Keys lose their stage prefix (``test_r10@1`` -> ``r10@1``), as the model-index names them.
+    """
+    prefix = "test_" if any(key.startswith("test_r") for key in metrics) else "eval_"
+    return {key.removeprefix(prefix): value for key, value in metrics.items() if key.startswith(prefix)}
+
+
 def build_model_card(
     *,
     stage: str,

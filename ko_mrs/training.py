@@ -21,6 +21,7 @@ import torch
 import transformers
 import yaml
 from transformers import (
+    EarlyStoppingCallback,
     HfArgumentParser,
     PretrainedConfig,
     Trainer,
@@ -162,6 +163,11 @@ def train_resuming(trainer: Trainer, checkpoint: str | None) -> TrainOutput:
             f"{checkpoint}: this checkpoint does not fit the model being trained ({detail}); "
             "move it away or choose another --output_dir"
         ) from error
+
+
+def early_stopping(patience: int | None) -> list[TrainerCallback]:
+    """The callbacks for ``--early_stopping_patience``: none without it (it needs ``load_best_model_at_end``)."""
+    return [] if patience is None else [EarlyStoppingCallback(early_stopping_patience=patience)]
 
 
 def planned_steps(args: TrainingArguments, num_examples: int) -> int:

@@ -165,3 +165,13 @@ def test_info_logs_print_and_unused_group_files_are_not_read(
     assert re.search(r"INFO - __main__ - \d+ training pairs from \d+ dialogues", result.stdout), result.stdout[-3000:]
     assert "read " in result.stdout and "not-written-yet" not in result.stdout + result.stderr
     assert not (tmp_path / "run" / "test_predictions.jsonl").exists()  # --do_predict was not asked for
+
+
+def test_early_stopping_patience_becomes_the_callback() -> None:
+    from transformers import EarlyStoppingCallback
+
+    from ko_mrs.training import early_stopping
+
+    assert early_stopping(None) == []
+    (callback,) = early_stopping(3)
+    assert isinstance(callback, EarlyStoppingCallback) and callback.early_stopping_patience == 3
