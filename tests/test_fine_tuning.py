@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT
+from transformers import EarlyStoppingCallback
 
 import run_fine_tuning
 import run_post_training
 from ko_mrs.dialogue_data import build_eval_groups, read_dialogues, write_jsonl
 from ko_mrs.ranking import ResponseSelector
+from ko_mrs.training import early_stopping
 
 
 @pytest.fixture(scope="module")
@@ -168,10 +170,6 @@ def test_info_logs_print_and_unused_group_files_are_not_read(
 
 
 def test_early_stopping_patience_becomes_the_callback() -> None:
-    from transformers import EarlyStoppingCallback
-
-    from ko_mrs.training import early_stopping
-
     assert early_stopping(None) == []
     (callback,) = early_stopping(3)
     assert isinstance(callback, EarlyStoppingCallback) and callback.early_stopping_patience == 3
