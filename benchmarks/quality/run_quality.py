@@ -311,6 +311,18 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def _paired(entry: dict, baseline: dict | None, metric: str = "r10@1") -> str:
+    """The row minus fine-tune only over the seeds both ran, seed by seed: the seed's share of the spread cancels."""
+    if baseline is None or entry is baseline or "-" in entry["seeds"]:
+        return "-"
+    theirs = dict(zip(baseline["seeds"], baseline["metrics"][metric], strict=True))
+    diffs = [v - theirs[s] for s, v in zip(entry["seeds"], entry["metrics"][metric], strict=True) if s in theirs]
+    if not diffs:
+        return "-"
+    spread = f" ± {statistics.stdev(diffs):.3f}" if len(diffs) > 1 else ""
+    return f"{statistics.mean(diffs):+.3f}{spread} (n={len(diffs)})"
+
+
 def _seconds(value: float) -> str:
     return "-" if value != value else f"{value:.0f}"  # NaN: no such stage
 
@@ -319,15 +331,16 @@ def markdown(suite: str, root: Path = RUNS, budget: str = "config") -> str:
     table = collect(suite if budget == "config" else f"{suite}-{budget}", root)
     order = ["BM25", "untrained", *SUITES[suite]["rows"]]
     lines = [
-        "| row | seeds | " + " | ".join(m.upper() for m in METRICS) + " |",
-        "|---|---|" + "---|" * len(METRICS),
+        "| row | seeds | " + " | ".join(m.upper() for m in METRICS) + " | R10@1 − fine-tune only, paired by seed |",
+        "|---|---|" + "---|" * (len(METRICS) + 1),
     ]
     for row in order:
         if row not in table:
             continue
         entry = table[row]
         cells = " | ".join(_cell(entry["metrics"][m]) for m in METRICS)
-        lines.append(f"| {ROW_LABELS.get(row, row)} | {', '.join(entry['seeds'])} | {cells} |")
+        paired = _paired(entry, table.get("ft-only"))
+        lines.append(f"| {ROW_LABELS.get(row, row)} | {', '.join(entry['seeds'])} | {cells} | {paired} |")
     per_seed = [
         "",
         "| row | seed | " + " | ".join(METRICS) + " | post-training health | post-training s | fine-tuning + test s |",
