@@ -51,8 +51,16 @@ FINE_CONFIG = ROOT / "configs" / "fine_tuning" / "tiny.yaml"
 
 
 def run_script(script: str, args: list[str], results: Path) -> dict[str, float]:
-    """Run a stage's script as its own command, as a user would, and return the metrics it saved."""
-    subprocess.run([sys.executable, str(ROOT / script), *args], check=True)
+    """Run a stage's script as its own command, as a user would, and return the metrics it saved.
+
+    A stage whose metrics file exists finished on these inputs (:func:`set_aside_stale_runs` moved any other away;
+    the scripts write it after the final model): it is reused, not resumed. Resuming a finished run retrains from
+    its last kept checkpoint, which with ``load_best_model_at_end`` can be the best one, steps before the end.
+    """
+    if results.is_file():
+        print(f"reusing {results.parent}/: trained on these inputs already (delete the folder to train it again)")
+    else:
+        subprocess.run([sys.executable, str(ROOT / script), *args], check=True)
     return json.loads(results.read_text(encoding="utf-8"))
 
 

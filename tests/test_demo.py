@@ -49,3 +49,20 @@ def test_stale_stage_folders_are_set_aside_and_matching_ones_kept(tmp_path: Path
     corpus.write_text("b\n", encoding="utf-8")
     assert demo.set_aside_stale_runs(run_dir, [corpus], {"seed": 43}, stages) == [run_dir / "previous" / "fine-tuned"]
     assert not (run_dir / "previous" / "post-trained" / "checkpoint-4").exists()  # the older copy was replaced
+
+
+def test_a_finished_stage_is_reused_not_retrained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second ``make demo`` prints the saved metrics of a finished stage instead of retraining it."""
+    results = tmp_path / "post-trained" / "eval_results.json"
+    script = tmp_path / "stage.py"  # stands in for a run script: writes the metrics a finished stage leaves
+    script.write_text(
+        "import json, sys, pathlib\n"
+        "out = pathlib.Path(sys.argv[1]); out.parent.mkdir(parents=True, exist_ok=True)\n"
+        "out.write_text(json.dumps({'eval_loss': 1.5, 'runs': 1}))\n",
+        encoding="utf-8",
+    )
+    assert demo.run_script(str(script), [str(results)], results) == {"eval_loss": 1.5, "runs": 1}
+    assert "reusing" not in capsys.readouterr().out
+    script.write_text("raise SystemExit(3)\n", encoding="utf-8")  # would fail the demo if it ran again
+    assert demo.run_script(str(script), [str(results)], results) == {"eval_loss": 1.5, "runs": 1}
+    assert f"reusing {results.parent}/" in capsys.readouterr().out
