@@ -12,12 +12,16 @@ negatives are utterances of *other* dialogues that BM25 ranks highest for the co
 are not its reply. :class:`NegativeSampler` mixes the two kinds by ratio, reproducibly from a per-context RNG.
 
 Mining runs BM25 (``bm25s``) over every utterance of the pool, once per training set; the result is a
-``datasets.Dataset`` (one row per dialogue) cached under a fingerprint of the data and the mining settings.
+``datasets.Dataset`` (one row per dialogue) cached under a fingerprint of the data and the mining settings. bm25s
+scores every indexed utterance for every query, so one index over a large pool costs time quadratic in its size;
+a pool of more than ``shard_size`` utterances is split into shards by dialogue, and each context searches its own
+dialogue's shard: linear time, and every utterance still serves as a hard negative for some contexts.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -57,6 +61,10 @@ QUERY_TURNS = 3
 _NUMBA_FROM = 20_000
 # Retrieval depth before filtering: candidates of the same dialogue and copies of the positive are dropped.
 _OVERFETCH = 4
+# Utterances per BM25 index: a query costs time linear in its index's size (2,100 queries per core-second at
+# 80,000 utterances; BENCHMARKS.md section 10), and the top 10 of 100,000 random utterances already share the
+# context's words.
+SHARD_SIZE = 100_000
 
 # Kiwi part-of-speech tags kept as index terms: nouns, verb and adjective stems, adverbs, roots, foreign words
 # and numbers. Particles (J*), endings (E*) and affixes carry grammar that every utterance shares.
@@ -120,25 +128,44 @@ def lexical_tokenizer(name: str) -> Callable[[Sequence[str]], list[list[str]]]:
     raise ValueError(f"hard_negative_tokenizer must be one of {HARD_NEGATIVE_TOKENIZERS}, got {name!r}")
 
 
+class _Shard(NamedTuple):
+    """One BM25 index over part of the pool: ``docs`` maps its rows to pool utterances."""
+
+    retriever: bm25s.BM25
+    docs: np.ndarray
+    n_threads: int
+
+
+def _threads() -> int:
+    """The cores this process may use (numba retrieval runs a thread per query batch slice on each)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def mine_hard_negatives(
     dialogues: Dataset,
     *,
     tokenizer: str = "char_bigram",
     top_k: int = 10,
     same_corpus: bool = True,
-    n_threads: int = 0,
+    shard_size: int = SHARD_SIZE,
 ) -> Dataset:
     """For every context of every dialogue, the ``top_k`` utterances of other dialogues BM25 ranks highest.
 
     Row ``d`` of the result holds, for each position ``t`` >= 1 of dialogue ``d`` (the reply to utterances
     ``..t-1``), the dialogue and position lists of its hard negatives, best first. Never an utterance of ``d``,
     never one whose :func:`normalise`-d text equals the true reply's; with ``same_corpus`` only the context's
-    corpus. Cached by ``datasets`` under a fingerprint of the dialogues and these settings.
+    corpus. A pool of more than ``shard_size`` utterances is searched in shards: dialogue ``d``'s contexts search
+    the utterances of the dialogues ``d' = d`` modulo the shard count. Cached by ``datasets`` under a fingerprint
+    of the dialogues and these settings.
     """
     if top_k < 1:
         raise ValueError(f"hard_negative_pool_top_k must be at least 1, got {top_k}")
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be at least 1, got {shard_size}")
     tokenize = lexical_tokenizer(tokenizer)
-    fingerprint = Hasher.hash([dialogues._fingerprint, tokenizer, top_k, same_corpus, QUERY_TURNS, "mine-v1"])
+    fingerprint = Hasher.hash(
+        [dialogues._fingerprint, tokenizer, top_k, same_corpus, QUERY_TURNS, shard_size, "mine-v1"]
+    )
     state: dict[str, object] = {}
 
     def index() -> dict[str, object]:
@@ -150,51 +177,65 @@ def mine_hard_negatives(
             position = np.concatenate([np.arange(len(t)) for t in turns]) if turns else np.zeros(0, np.int64)
             texts = [u for t in turns for u in t]
             terms = tokenize(texts)
-            retriever = bm25s.BM25(backend="auto" if len(texts) > _NUMBA_FROM else "numpy")
-            retriever.index([t or [""] for t in terms], show_progress=False)
-            first = np.concatenate([[0], np.cumsum([len(t) for t in turns])]).astype(np.int64)
+            n_shards = max(1, -(-len(texts) // shard_size))
+            shards = []
+            for shard in range(n_shards):
+                docs = np.flatnonzero(owner % n_shards == shard)
+                retriever = bm25s.BM25(backend="auto" if len(docs) > _NUMBA_FROM else "numpy")
+                retriever.index([terms[i] or [""] for i in docs], show_progress=False)
+                shards.append(_Shard(retriever, docs, _threads() if retriever.backend == "numba" else 0))
             state.update(
                 turns=turns,
                 terms=terms,
-                first=first,
+                first=np.concatenate([[0], np.cumsum([len(t) for t in turns])]).astype(np.int64),
                 owner=owner,
                 position=position,
                 normalised=[normalise(u) for u in texts],
                 corpus=None if corpus is None else np.asarray(corpus)[owner],
                 dialogue_corpus=corpus,
-                retriever=retriever,
-                n_docs=len(texts),
+                shards=shards,
             )
-            logger.info("BM25 index (%s terms) over %d utterances of %d dialogues", tokenizer, len(texts), len(turns))
+            logger.info(
+                "BM25 index (%s terms) over %d utterances of %d dialogues, in %d shard(s)",
+                tokenizer, len(texts), len(turns), n_shards,
+            )  # fmt: skip
         return state
+
+    def search(s: dict, shard: _Shard, queries: list[list[str]]) -> list[np.ndarray]:
+        """The best documents of ``shard`` for each query, as indices into the whole pool."""
+        k = min(len(shard.docs), top_k * _OVERFETCH + 16)
+        found = shard.retriever.retrieve(queries, k=k, show_progress=False, n_threads=shard.n_threads)[0]
+        return [shard.docs[row] for row in found]
 
     def mine(batch_ids: list[int]) -> dict[str, list]:
         s = index()
-        queries, keys = [], []
+        shards: list[_Shard] = s["shards"]
+        queries: dict[int, list[list[str]]] = {}
+        keys: dict[int, list[tuple[int, int]]] = {}
         for d in batch_ids:
-            base = int(s["first"][d])
+            base, shard = int(s["first"][d]), d % len(shards)
             for t in range(1, len(s["turns"][d])):
                 turns = s["terms"][base + max(0, t - QUERY_TURNS) : base + t]  # each utterance tokenised once
-                queries.append([term for turn in turns for term in turn] or [""])
-                keys.append((d, t))
-        k = min(s["n_docs"], top_k * _OVERFETCH + 16)
-        found = s["retriever"].retrieve(queries, k=k, show_progress=False, n_threads=n_threads)[0] if queries else []
+                queries.setdefault(shard, []).append([term for turn in turns for term in turn] or [""])
+                keys.setdefault(shard, []).append((d, t))
         mined: dict[int, tuple[list[list[int]], list[list[int]]]] = {d: ([], []) for d in batch_ids}
-        for (d, t), docs in zip(keys, found, strict=True):
-            positive = normalise(s["turns"][d][t])
-            corpus = None if s["corpus"] is None else s["dialogue_corpus"][d]
-            hard_d, hard_p = [], []
-            owners, positions = s["owner"][docs].tolist(), s["position"][docs].tolist()
-            corpora = s["corpus"][docs].tolist() if corpus is not None else [None] * len(owners)
-            for doc, other, p, c in zip(docs.tolist(), owners, positions, corpora, strict=True):
-                if other == d or c != corpus or s["normalised"][doc] == positive:
-                    continue
-                hard_d.append(other)
-                hard_p.append(p)
-                if len(hard_d) == top_k:
-                    break
-            mined[d][0].append(hard_d)
-            mined[d][1].append(hard_p)
+        # a dialogue's contexts all search one shard, so each keeps its order within the dialogue
+        for shard, shard_queries in queries.items():
+            for (d, t), docs in zip(keys[shard], search(s, shards[shard], shard_queries), strict=True):
+                positive = normalise(s["turns"][d][t])
+                corpus = None if s["corpus"] is None else s["dialogue_corpus"][d]
+                hard_d, hard_p = [], []
+                owners, positions = s["owner"][docs].tolist(), s["position"][docs].tolist()
+                corpora = s["corpus"][docs].tolist() if corpus is not None else [None] * len(owners)
+                for doc, other, p, c in zip(docs.tolist(), owners, positions, corpora, strict=True):
+                    if other == d or c != corpus or s["normalised"][doc] == positive:
+                        continue
+                    hard_d.append(other)
+                    hard_p.append(p)
+                    if len(hard_d) == top_k:
+                        break
+                mined[d][0].append(hard_d)
+                mined[d][1].append(hard_p)
         return {"hard_dialogue": [mined[d][0] for d in batch_ids], "hard_position": [mined[d][1] for d in batch_ids]}
 
     ids = Dataset.from_dict({"d": list(range(len(dialogues)))})

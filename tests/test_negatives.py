@@ -63,6 +63,21 @@ def test_mining_is_reproducible_and_respects_corpora() -> None:
         assert all(corpus[other] == corpus[d] for hits in lists for other in hits)
 
 
+def test_a_large_pool_is_searched_in_shards_by_dialogue() -> None:
+    """With 3 utterances a shard, the 15 utterances make 5 shards: dialogue d searches shard d % 5 alone, which
+    holds its own dialogue only, so nothing is left; with 2 shards it finds the other dialogues of its parity."""
+    alone = mine_hard_negatives(_dataset(), top_k=3, shard_size=3)
+    assert all(hits == [] for lists in alone["hard_dialogue"] for hits in lists)
+    halves = mine_hard_negatives(_dataset(), top_k=3, shard_size=8)
+    for d, lists in enumerate(halves["hard_dialogue"]):
+        assert {other % 2 for hits in lists for other in hits} == {d % 2} and all(lists)
+        assert d not in {other for hits in lists for other in hits}
+    # the car context's best hit, the laptop dialogue (2), shares its shard: it stays first
+    assert halves["hard_dialogue"][0][0][0] == 2
+    with pytest.raises(ValueError, match="shard_size"):
+        mine_hard_negatives(_dataset(), shard_size=0)
+
+
 def test_kiwi_terms_are_content_morphemes() -> None:
     (terms,) = lexical_tokenizer("kiwi")(["자동차는 신중히 골라야합니다."])
     assert "자동차" in terms and "고르" in terms and "는" not in terms
