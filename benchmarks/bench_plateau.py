@@ -82,12 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = list(VARIANTS)
     chosen = [names[i] for i in args.variants] if args.variants else names
-    results = []
+    results, saved = [], args.out / "results.json"
+    # every variant measured so far, this call's replacing older ones: a call with --variants adds to the file
+    kept = {r["variant"]: r for r in json.loads(saved.read_text())} if saved.is_file() else {}
     for i, name in enumerate(chosen):
         print(f"[{i + 1}/{len(chosen)}] {name}", flush=True)
         result = run_variant(name, VARIANTS[name], args, args.out / f"v{names.index(name)}")
         results.append(result)
-        (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        kept[name] = result
+        saved.with_suffix(".tmp").write_text(json.dumps(list(kept.values()), indent=1) + "\n")
+        saved.with_suffix(".tmp").replace(saved)
         print(f"  loss < {LOSS_THRESHOLD} at step {result['below_060']}; dev R10@1 {result['evals']}", flush=True)
     steps = sorted({step for r in results for step, _ in r["evals"]})
     print("\n| variant | first step with training loss < 0.60 | " + " | ".join(f"R10@1 @{s}" for s in steps) + " | s |")
