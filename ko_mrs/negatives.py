@@ -155,8 +155,8 @@ def mine_hard_negatives(
     ``..t-1``), the dialogue and position lists of its hard negatives, best first. Never an utterance of ``d``,
     never one whose :func:`normalise`-d text equals the true reply's; with ``same_corpus`` only the context's
     corpus. A pool of more than ``shard_size`` utterances is searched in shards: dialogue ``d``'s contexts search
-    the utterances of the dialogues ``d' = d`` modulo the shard count. Cached by ``datasets`` under a fingerprint
-    of the dialogues and these settings.
+    the utterances of the dialogues ``d'`` with ``d' % n == d % n`` (``n`` shards). Cached by ``datasets``
+    under a fingerprint of the dialogues and these settings.
     """
     if top_k < 1:
         raise ValueError(f"hard_negative_pool_top_k must be at least 1, got {top_k}")
@@ -201,7 +201,7 @@ def mine_hard_negatives(
             )  # fmt: skip
         return state
 
-    def search(s: dict, shard: _Shard, queries: list[list[str]]) -> list[np.ndarray]:
+    def search(shard: _Shard, queries: list[list[str]]) -> list[np.ndarray]:
         """The best documents of ``shard`` for each query, as indices into the whole pool."""
         k = min(len(shard.docs), top_k * _OVERFETCH + 16)
         found = shard.retriever.retrieve(queries, k=k, show_progress=False, n_threads=shard.n_threads)[0]
@@ -221,7 +221,7 @@ def mine_hard_negatives(
         mined: dict[int, tuple[list[list[int]], list[list[int]]]] = {d: ([], []) for d in batch_ids}
         # a dialogue's contexts all search one shard, so each keeps its order within the dialogue
         for shard, shard_queries in queries.items():
-            for (d, t), docs in zip(keys[shard], search(s, shards[shard], shard_queries), strict=True):
+            for (d, t), docs in zip(keys[shard], search(shards[shard], shard_queries), strict=True):
                 positive = normalise(s["turns"][d][t])
                 corpus = None if s["corpus"] is None else s["dialogue_corpus"][d]
                 hard_d, hard_p = [], []
