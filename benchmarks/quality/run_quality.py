@@ -372,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--budget", choices=["config", "cpu"], default="config", help="cpu: the small CPU_BUDGET, under SUITE-cpu/"
     )
+    jobs = sub.add_parser("jobs", help="print 'ROW SEED' per line, seed by seed: device_run.sh's work list")
+    jobs.add_argument("--suite", choices=sorted(SUITES), required=True)
+    jobs.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     table = sub.add_parser("table", help="print the markdown tables")
     table.add_argument("--suite", choices=sorted(SUITES), action="append", required=True)
     table.add_argument("--smoke", action="store_true", help="the smoke runs' results")
@@ -383,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "run":
         rows = args.rows or SUITES[args.suite]["rows"]
         run_suite(args.suite, args.seeds, rows, args.smoke, args.model, not args.no_sanity, args.budget)
+    elif args.command == "jobs":
+        print("\n".join(f"{row} {seed}" for seed in args.seeds for row in SUITES[args.suite]["rows"]))
     else:
         for suite in args.suite:
             print(markdown(suite, RUNS / "smoke" if args.smoke else args.root, args.budget))
