@@ -10,6 +10,7 @@ true reply. A finished row's folder is read, not rerun: rows can run in parallel
 last run over all rows prints the whole table.
 
     python benchmarks/bench_speakers.py --out runs/bench_speakers --post_steps 150 --steps 300
+    python benchmarks/bench_speakers.py --mean_of runs/bench_speakers runs/bench_speakers_s43   # over seeds
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -100,8 +102,12 @@ def evaluate(model: Path, groups_file: Path) -> dict[str, float]:
     return metrics
 
 
+def row_folder(name: str) -> str:
+    return name.replace(" ", "_").replace("+", "and")
+
+
 def run_row(name: str, encodings: tuple[str, str], files: dict, args: argparse.Namespace) -> dict:
-    folder = args.out / name.replace(" ", "_").replace("+", "and")
+    folder = args.out / row_folder(name)
     if (folder / "result.json").is_file():  # a finished row (e.g. run by another process with --rows)
         return json.loads((folder / "result.json").read_text())
     features = ["--speaker_encoding", encodings[0], "--turn_distance_encoding", encodings[1]]
@@ -145,6 +151,28 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def mean_table(outs: list[Path]) -> str:
+    """Mean ± standard deviation of each row over runs with other seeds (one ``--out`` folder per seed)."""
+    columns = [("two-party", "r10@1"), ("two-party", "mrr"), ("multi-party", "r10@1"), ("multi-party", "mrr"),
+               ("multi-party", "wrong_speaker_wins")]  # fmt: skip
+    lines = [
+        "| row | seeds | two-party R10@1 | two-party MRR | multi-party R10@1 | multi-party MRR | wrong-speaker wins |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ROWS:
+        results = [out / row_folder(name) / "result.json" for out in outs]
+        runs = [json.loads(path.read_text()) for path in results if path.is_file()]
+        if not runs:
+            continue
+        cells = []
+        for test, metric in columns:
+            values = [r[test][metric] for r in runs]
+            spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+            cells.append(f"{statistics.mean(values):.3f}{spread}")
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/bench_speakers"))
@@ -154,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), help="default: all")
+    parser.add_argument("--mean_of", nargs="+", type=Path, help="only print each row's mean over these --out folders")
     args = parser.parse_args(argv)
+    if args.mean_of:
+        print(mean_table(args.mean_of))
+        return 0
     files = prepare(args.out, args.n_dialogues)
     results = []
     for name in args.rows or ROWS:
