@@ -8,6 +8,7 @@ read, not rerun. On your own data:
     python benchmarks/sweep_context.py --model runs/post-trained --train data/train.jsonl \\
         --test_groups data/test_groups.jsonl --out runs/sweep            # the full grid: 6 x 3 cells
     python benchmarks/sweep_context.py ... --quick                        # max_turns {1, 3, all} x {128, 256}
+    python benchmarks/sweep_context.py --mean_of runs/sweep runs/sweep_s43              # each cell over seeds
 
 Any other fine-tuning argument goes after ``--``, e.g. ``-- --pooling mean --loss listwise``.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -58,7 +60,6 @@ def cell(args: argparse.Namespace, max_turns: int, max_seq_length: int) -> dict:
         if code != 0:
             raise SystemExit(f"error: cell {out.name} exited {code}; see {out / 'log.txt'}")
     test = json.loads((out / "test_results.json").read_text())
-    train = json.loads((out / "train_results.json").read_text())
     if not (out / "ranking_speed.json").is_file():
         (out / "ranking_speed.json").write_text(json.dumps(ranking_speed(out, args.test_groups)))
     speed = json.loads((out / "ranking_speed.json").read_text())
@@ -67,9 +68,44 @@ def cell(args: argparse.Namespace, max_turns: int, max_seq_length: int) -> dict:
         "max_seq_length": max_seq_length,
         "r10@1": test["test_r10@1"],
         "mrr": test["test_mrr"],
-        "train_pairs_per_s": args.steps * GROUPS_PER_STEP * CANDIDATES / train["train_runtime"],
+        "train_pairs_per_s": train_pairs_per_s(out),
         "rank_contexts_per_s": speed["contexts_per_s"],
     }
+
+
+def train_pairs_per_s(cell_dir: Path) -> float:
+    """Training pairs a second: the steps the cell ran x 64 pairs, over its training time."""
+    steps = json.loads((cell_dir / "trainer_state.json").read_text())["global_step"]
+    seconds = json.loads((cell_dir / "train_results.json").read_text())["train_runtime"]
+    return steps * GROUPS_PER_STEP * CANDIDATES / seconds
+
+
+def mean_table(outs: list[Path]) -> str:
+    """Each cell's R10@1 and MRR as mean ± standard deviation over runs with other seeds (one ``--out`` per seed);
+    a cell counts the seeds that finished it. Speeds are the mean over those runs."""
+    lines = [
+        "| max_turns | max_seq_length | seeds | R10@1 | MRR | training pairs/s | ranking contexts/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for max_seq_length in MAX_SEQ_LENGTHS:
+        for max_turns in MAX_TURNS:
+            name = f"turns{max_turns or 'all'}_len{max_seq_length}"
+            done = [out / name for out in outs if (out / name / "ranking_speed.json").is_file()]
+            if not done:
+                continue
+            tests = [json.loads((d / "test_results.json").read_text()) for d in done]
+            ranks = [json.loads((d / "ranking_speed.json").read_text())["contexts_per_s"] for d in done]
+            cells = [_mean_sd([t[f"test_{m}"] for t in tests]) for m in ("r10@1", "mrr")]
+            pairs = statistics.mean(train_pairs_per_s(d) for d in done)
+            lines.append(
+                f"| {max_turns or 'all'} | {max_seq_length} | {len(done)} | {cells[0]} | {cells[1]} | {pairs:.0f} "
+                f"| {statistics.mean(ranks):.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def _mean_sd(values: list[float]) -> str:
+    return f"{statistics.mean(values):.3f}" + (f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else "")
 
 
 def ranking_speed(model: Path, groups_file: str) -> dict[str, float]:
@@ -88,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="the model every cell fine-tunes (e.g. a post-trained one)")
-    parser.add_argument("--train", nargs="+", required=True, help="training dialogues (JSONL or .txt)")
-    parser.add_argument("--test_groups", required=True, help="fixed test groups (mrs-data groups)")
+    parser.add_argument("--model", help="the model every cell fine-tunes (e.g. a post-trained one)")
+    parser.add_argument("--train", nargs="+", help="training dialogues (JSONL or .txt)")
+    parser.add_argument("--test_groups", help="fixed test groups (mrs-data groups)")
     parser.add_argument("--out", type=Path, default=Path("runs/sweep_context"))
     parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps per cell (64 pairs each)")
     parser.add_argument("--learning_rate", type=float, default=1e-3, help="1e-3 for a tiny model; 2e-5 for BERT")
@@ -98,7 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_turns", nargs="+", type=int, default=list(MAX_TURNS), help="0 = all turns")
     parser.add_argument("--max_seq_length", nargs="+", type=int, default=list(MAX_SEQ_LENGTHS))
     parser.add_argument("--quick", action="store_true", help="max_turns {1, 3, all} x max_seq_length {128, 256}")
+    parser.add_argument("--mean_of", nargs="+", type=Path, help="only print each cell's mean over these --out folders")
     args = parser.parse_args(argv)
+    if args.mean_of:
+        print(mean_table(args.mean_of))
+        return 0
+    if not (args.model and args.train and args.test_groups):
+        parser.error("--model, --train and --test_groups are required (or --mean_of)")
     args.extra = extra
     turns, lengths = QUICK if args.quick else (args.max_turns, args.max_seq_length)
     print("| max_turns | max_seq_length | R10@1 | MRR | training pairs/s | ranking contexts/s |")

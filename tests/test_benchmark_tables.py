@@ -1,0 +1,48 @@
+"""The over-seeds tables of the speaker ablation and the context sweep (``--mean_of``), on hand-written results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_speakers  # noqa: E402
+import sweep_context  # noqa: E402
+
+
+def _write(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+
+
+def _cell(out: Path, name: str, r10: float, mrr: float, steps: int, seconds: float, contexts_per_s: float) -> None:
+    _write(out / name / "test_results.json", {"test_r10@1": r10, "test_mrr": mrr})
+    _write(out / name / "trainer_state.json", {"global_step": steps})
+    _write(out / name / "train_results.json", {"train_runtime": seconds})
+    _write(out / name / "ranking_speed.json", {"contexts_per_s": contexts_per_s})
+
+
+def test_sweep_cells_are_averaged_over_the_seeds_that_ran_them(tmp_path: Path) -> None:
+    s42, s43 = tmp_path / "s42", tmp_path / "s43"
+    _cell(s42, "turns1_len128", 0.30, 0.50, steps=100, seconds=10.0, contexts_per_s=20.0)
+    _cell(s43, "turns1_len128", 0.40, 0.60, steps=100, seconds=20.0, contexts_per_s=10.0)
+    _cell(s42, "turnsall_len256", 0.25, 0.45, steps=50, seconds=64.0, contexts_per_s=5.0)
+    lines = sweep_context.mean_table([s42, s43]).splitlines()
+    # 100 steps x 64 pairs over 10 s and over 20 s: 640 and 320 pairs/s, mean 480
+    assert "| 1 | 128 | 2 | 0.350 ± 0.071 | 0.550 ± 0.071 | 480 | 15.0 |" in lines
+    assert "| all | 256 | 1 | 0.250 | 0.450 | 50 | 5.0 |" in lines  # one seed: no spread
+    assert len(lines) == 4  # header, rule, and only the two cells that exist
+
+
+def test_speaker_rows_are_averaged_over_seed_folders(tmp_path: Path) -> None:
+    def result(r10: float, wins: float) -> dict:
+        metrics = {"r10@1": r10, "mrr": r10 + 0.2}
+        return {"two-party": metrics, "multi-party": {**metrics, "wrong_speaker_wins": wins}}
+
+    for seed, (r10, wins) in {"a": (0.4, 0.5), "b": (0.2, 0.3)}.items():
+        _write(tmp_path / seed / "speaker_tokens" / "result.json", result(r10, wins))
+    lines = bench_speakers.mean_table([tmp_path / "a", tmp_path / "b"]).splitlines()
+    spread = "0.300 ± 0.141 | 0.500 ± 0.141 | 0.300 ± 0.141 | 0.500 ± 0.141 | 0.400 ± 0.141"
+    assert lines[2:] == [f"| speaker tokens | 2 | {spread} |"]  # rows without results are left out
