@@ -31,6 +31,12 @@ VARIANTS: dict[str, list[str]] = {
     "listwise, mean, lr 5e-5": [
         "--loss", "listwise", "--pooling", "mean", "--negatives_per_positive", "3", "--learning_rate", "5e-5",
     ],
+    # sixth session: the default's learning rate and schedule
+    "listwise, cls, lr 2e-4": ["--loss", "listwise", "--negatives_per_positive", "3", "--learning_rate", "2e-4"],
+    "listwise, cls, lr 5e-5, constant after warm-up": [
+        "--loss", "listwise", "--negatives_per_positive", "3", "--learning_rate", "5e-5",
+        "--lr_scheduler_type", "constant_with_warmup",
+    ],
 }  # fmt: skip
 LOSS_THRESHOLD = 0.60
 
