@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from ko_mrs.demo_corpus import write_demo_corpus, write_multiparty_corpus  # noqa: E402
 from ko_mrs.dialogue_data import build_eval_groups, read_dialogues, read_eval_groups, write_jsonl  # noqa: E402
-from ko_mrs.metrics import compute_ranking_metrics  # noqa: E402
+from ko_mrs.metrics import compute_ranking_metrics, format_mean_sd  # noqa: E402
 from ko_mrs.ranking import ResponseSelector  # noqa: E402
 from ko_mrs.tiny_model import build_tiny_model  # noqa: E402
 
@@ -164,11 +163,7 @@ def mean_table(outs: list[Path]) -> str:
         runs = [json.loads(path.read_text()) for path in results if path.is_file()]
         if not runs:
             continue
-        cells = []
-        for test, metric in columns:
-            values = [r[test][metric] for r in runs]
-            spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-            cells.append(f"{statistics.mean(values):.3f}{spread}")
+        cells = [format_mean_sd([r[test][metric] for r in runs]) for test, metric in columns]
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ko_mrs.dialogue_data import read_eval_groups  # noqa: E402
+from ko_mrs.metrics import format_mean_sd  # noqa: E402
 from ko_mrs.ranking import ResponseSelector  # noqa: E402
 
 ALL = 0  # max_turns 0 in the grid: every turn (no --max_turns)
@@ -37,8 +38,12 @@ QUICK = ((1, 3, ALL), (128, 256))
 GROUPS_PER_STEP, CANDIDATES = 16, 4  # listwise: 16 contexts x (1 positive + 3 negatives) = 64 pairs a step
 
 
+def cell_folder(max_turns: int, max_seq_length: int) -> str:
+    return f"turns{max_turns or 'all'}_len{max_seq_length}"
+
+
 def cell(args: argparse.Namespace, max_turns: int, max_seq_length: int) -> dict:
-    out = args.out / f"turns{max_turns or 'all'}_len{max_seq_length}"
+    out = args.out / cell_folder(max_turns, max_seq_length)
     if not (out / "test_results.json").is_file():
         command = [
             sys.executable, "run_fine_tuning.py",
@@ -89,23 +94,19 @@ def mean_table(outs: list[Path]) -> str:
     ]
     for max_seq_length in MAX_SEQ_LENGTHS:
         for max_turns in MAX_TURNS:
-            name = f"turns{max_turns or 'all'}_len{max_seq_length}"
+            name = cell_folder(max_turns, max_seq_length)
             done = [out / name for out in outs if (out / name / "ranking_speed.json").is_file()]
             if not done:
                 continue
             tests = [json.loads((d / "test_results.json").read_text()) for d in done]
             ranks = [json.loads((d / "ranking_speed.json").read_text())["contexts_per_s"] for d in done]
-            cells = [_mean_sd([t[f"test_{m}"] for t in tests]) for m in ("r10@1", "mrr")]
+            cells = [format_mean_sd([t[f"test_{m}"] for t in tests]) for m in ("r10@1", "mrr")]
             pairs = statistics.mean(train_pairs_per_s(d) for d in done)
             lines.append(
                 f"| {max_turns or 'all'} | {max_seq_length} | {len(done)} | {cells[0]} | {cells[1]} | {pairs:.0f} "
                 f"| {statistics.mean(ranks):.1f} |"
             )
     return "\n".join(lines)
-
-
-def _mean_sd(values: list[float]) -> str:
-    return f"{statistics.mean(values):.3f}" + (f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else "")
 
 
 def ranking_speed(model: Path, groups_file: str) -> dict[str, float]:

@@ -13,6 +13,7 @@ the same quantities with two deliberate differences that make the numbers harder
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -189,3 +190,11 @@ def format_metrics_table(rows: Mapping[str, Mapping[str, float | int]], digits: 
     for system, metrics in rows.items():
         lines.append(f"| {system} | " + " | ".join(cell(metrics.get(c)) for c in columns) + " |")
     return "\n".join(lines)
+
+
+def format_mean_sd(values: Sequence[float], digits: int = 3) -> str:
+    """``mean ± sample standard deviation`` over seeds for a benchmark table; one value alone has no spread."""
+    if not values:
+        raise ValueError("no values to summarise")
+    mean = f"{statistics.mean(values):.{digits}f}"
+    return mean if len(values) == 1 else f"{mean} ± {statistics.stdev(values):.{digits}f}"

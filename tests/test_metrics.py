@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ko_mrs.metrics import compute_ranking_metrics, format_metrics_table
+from ko_mrs.metrics import compute_ranking_metrics, format_mean_sd, format_metrics_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 METRIC_DIR = REPO_ROOT / "metrics" / "response_selection"
@@ -232,3 +232,11 @@ def test_evaluate_module_loads_offline_and_matches_function(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr[-3000:]
     via_evaluate = json.loads(proc.stdout.strip().splitlines()[-1])
     assert via_evaluate == pytest.approx(compute_ranking_metrics(gids, scores, labels), rel=1e-12)
+
+
+def test_format_mean_sd_gives_a_spread_only_over_several_values():
+    assert format_mean_sd([0.25]) == "0.250"
+    assert format_mean_sd([0.2, 0.4]) == "0.300 ± 0.141"  # sample standard deviation, as over seeds
+    assert format_mean_sd([1.0, 3.0], digits=1) == "2.0 ± 1.4"
+    with pytest.raises(ValueError, match="no values"):
+        format_mean_sd([])

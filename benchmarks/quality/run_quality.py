@@ -48,6 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from ko_mrs.metrics import format_mean_sd  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 RUNS = ROOT / "runs" / "quality"
@@ -305,12 +307,6 @@ def collect(suite: str, root: Path = RUNS) -> dict:
     return table
 
 
-def _cell(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
 def _paired(entry: dict, baseline: dict | None, metric: str = "r10@1") -> str:
     """The row minus fine-tune only over the seeds both ran, seed by seed: the seed's share of the spread cancels."""
     if baseline is None or entry is baseline or "-" in entry["seeds"]:
@@ -338,7 +334,7 @@ def markdown(suite: str, root: Path = RUNS, budget: str = "config") -> str:
         if row not in table:
             continue
         entry = table[row]
-        cells = " | ".join(_cell(entry["metrics"][m]) for m in METRICS)
+        cells = " | ".join(format_mean_sd(entry["metrics"][m]) for m in METRICS)
         paired = _paired(entry, table.get("ft-only"))
         lines.append(f"| {ROW_LABELS.get(row, row)} | {', '.join(entry['seeds'])} | {cells} | {paired} |")
     per_seed = [
