@@ -29,12 +29,15 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ko_mrs.adversarial import TYPES, make_adversarial_suite  # noqa: E402
 from ko_mrs.dialogue_data import read_dialogues, write_jsonl  # noqa: E402
+from ko_mrs.fine_tuning import POOLINGS  # noqa: E402
+from ko_mrs.metrics import format_mean_sd  # noqa: E402
 
 DATA = ROOT / "runs" / "quality" / "data" / "ko"
 RUNS = ROOT / "runs" / "keyword"
@@ -86,15 +89,21 @@ def suite(per_type: int | None) -> Path:
     return path
 
 
+def budget_dir(args: argparse.Namespace) -> str:
+    """Rows of one budget and pooling share a folder, so one table never mixes them."""
+    return args.budget if args.pooling == "cls" else f"{args.budget}-{args.pooling}"
+
+
 def run_row(row: str, seed: int, args: argparse.Namespace) -> Path:
-    out = RUNS / f"{args.budget}" / f"{row}-s{seed}"
+    out = RUNS / budget_dir(args) / f"{row}-s{seed}"
     if (out / "test_results.json").is_file() and (out / "adversarial_results.json").is_file():
         return out
     command = [
         sys.executable, "run_fine_tuning.py", str(ROOT / "benchmarks" / "quality" / "configs" / "ko_fine_tuning.yaml"),
         "--model_name_or_path", args.model, "--output_dir", str(out), "--seed", str(seed),
         "--test_groups", str(DATA / "test_groups.jsonl"), "--adversarial_files", str(suite(args.suite_per_type)),
-        "--negatives_per_positive", "3", "--loss", "listwise", *BUDGETS[args.budget], *ROWS[row],
+        "--negatives_per_positive", "3", "--loss", "listwise", "--pooling", args.pooling, *BUDGETS[args.budget],
+        *ROWS[row],
     ]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1")
@@ -105,27 +114,70 @@ def run_row(row: str, seed: int, args: argparse.Namespace) -> Path:
     return out
 
 
-def table(budget: str) -> str:
+class Result(NamedTuple):
+    """One finished row and seed: the run script's test metrics and its adversarial-suite metrics."""
+
+    row: str
+    seed: int
+    test: dict[str, float]
+    adversarial: dict[str, float]
+
+
+def finished(folder: Path) -> list[Result]:
+    """Rows and seeds under ``folder`` whose runs wrote both results, in the order of ``ROWS`` then seed."""
+    results = []
+    for out in folder.glob("*-s*"):
+        test_path, adv_path = out / "test_results.json", out / "adversarial_results.json"
+        row, seed = out.name.rsplit("-s", 1)
+        if row in ROWS and test_path.is_file() and adv_path.is_file():
+            results.append(Result(row, int(seed), json.loads(test_path.read_text()), json.loads(adv_path.read_text())))
+    return sorted(results, key=lambda r: (list(ROWS).index(r.row), r.seed))
+
+
+def _accuracies(adv: dict[str, float], prefix: str = "") -> list[float | None]:
+    """Overall, then per type; None where the suite had no pair of that type."""
+    return [adv[f"{prefix}accuracy"], *(adv.get(f"{kind}_{prefix}accuracy") for kind in TYPES)]
+
+
+def _line(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _cells(test: dict[str, float], adv: dict[str, float], prefix: str = "") -> list[str]:
+    """R10@1, MRR, then the pairwise accuracies; ``prefix`` "bm25_" reads the BM25 baseline's."""
+    accuracies = ["-" if a is None else f"{a:.3f}" for a in _accuracies(adv, prefix)]
+    return [f"{test[f'test_{prefix}r10@1']:.3f}", f"{test[f'test_{prefix}mrr']:.3f}", *accuracies]
+
+
+def table(folder: Path) -> str:
     """One line a finished row and seed: R10@1 and MRR on the groups, pairwise accuracy per type on the suite."""
     head = ["row", "seed", "R10@1", "MRR", "adversarial", *TYPES]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    bm25 = None
-    for out in sorted((RUNS / budget).glob("*-s*")):
-        test_path, adv_path = out / "test_results.json", out / "adversarial_results.json"
-        if not (test_path.is_file() and adv_path.is_file()):
+    lines = [_line(head), "|" + "---|" * len(head)]
+    results = finished(folder)
+    lines += [_line([r.row, str(r.seed), *_cells(r.test, r.adversarial)]) for r in results]
+    if results:  # BM25 scores the same groups and suite in every run
+        lines.append(_line(["BM25", "-", *_cells(results[-1].test, results[-1].adversarial, "bm25_")]))
+    return "\n".join(lines)
+
+
+def mean_table(folder: Path) -> str:
+    """Mean ± spread over seeds a row, and its R10@1 against ``random`` paired by seed (the issue's 0.01 target):
+    the mean of (row - random) over the seeds both ran."""
+    head = ["row", "seeds", "R10@1", "R10@1 - random", "adversarial", *TYPES]
+    lines = [_line(head), "|" + "---|" * len(head)]
+    results = finished(folder)
+    random = {r.seed: r.test["test_r10@1"] for r in results if r.row == "random"}
+    for row in ROWS:
+        mine = [r for r in results if r.row == row]
+        if not mine:
             continue
-        test, adv = json.loads(test_path.read_text()), json.loads(adv_path.read_text())
-        row, seed = out.name.rsplit("-s", 1)
-        cells = [row, seed, f"{test['test_r10@1']:.3f}", f"{test['test_mrr']:.3f}", f"{adv['accuracy']:.3f}"]
-        cells += [f"{adv[f'{kind}_accuracy']:.3f}" if f"{kind}_accuracy" in adv else "-" for kind in TYPES]
-        lines.append("| " + " | ".join(cells) + " |")
-        bm25 = (test, adv)
-    if bm25 is not None:
-        test, adv = bm25
-        cells = ["BM25", "-", f"{test['test_bm25_r10@1']:.3f}", f"{test['test_bm25_mrr']:.3f}"]
-        cells += [f"{adv['bm25_accuracy']:.3f}"]
-        cells += [f"{adv[f'{kind}_bm25_accuracy']:.3f}" if f"{kind}_bm25_accuracy" in adv else "-" for kind in TYPES]
-        lines.append("| " + " | ".join(cells) + " |")
+        paired = [r.test["test_r10@1"] - random[r.seed] for r in mine if r.seed in random]
+        columns = zip(*(_accuracies(r.adversarial) for r in mine), strict=True)
+        present = ([a for a in column if a is not None] for column in columns)
+        accuracies = [format_mean_sd(values) if values else "-" for values in present]
+        cells = [row, str(len(mine)), format_mean_sd([r.test["test_r10@1"] for r in mine])]
+        cells += ["-" if row == "random" or not paired else f"{format_mean_sd(paired, signed=True)} (n={len(paired)})"]
+        lines.append(_line(cells + accuracies))
     return "\n".join(lines)
 
 
@@ -134,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(ROOT / "runs" / "quality" / "me5"), help="a pretrained encoder folder")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
+    parser.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        default="cls",
+        help="the classifier's input: the pooled [CLS] (the default) or the mean of the last layer",
+    )
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     parser.add_argument("--suite_per_type", type=int, help="score at most this many suite pairs per type")
     parser.add_argument("--table", action="store_true", help="only print the table of finished rows")
@@ -144,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             for row in args.rows:
                 print(f"[{row} seed {seed}] -> {run_row(row, seed, args)}", flush=True)
-    print(table(args.budget))
+    folder = RUNS / budget_dir(args)
+    print(table(folder))
+    print()
+    print(mean_table(folder))
     return 0
 
 

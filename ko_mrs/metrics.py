@@ -192,9 +192,10 @@ def format_metrics_table(rows: Mapping[str, Mapping[str, float | int]], digits: 
     return "\n".join(lines)
 
 
-def format_mean_sd(values: Sequence[float], digits: int = 3) -> str:
-    """``mean ± sample standard deviation`` over seeds for a benchmark table; one value alone has no spread."""
+def format_mean_sd(values: Sequence[float], digits: int = 3, signed: bool = False) -> str:
+    """``mean ± sample standard deviation`` over seeds for a benchmark table; one value alone has no spread.
+    ``signed`` writes the mean's sign, for differences between rows."""
     if not values:
         raise ValueError("no values to summarise")
-    mean = f"{statistics.mean(values):.{digits}f}"
+    mean = f"{statistics.mean(values):{'+' if signed else ''}.{digits}f}"
     return mean if len(values) == 1 else f"{mean} ± {statistics.stdev(values):.{digits}f}"

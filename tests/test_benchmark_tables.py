@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_keyword_bias  # noqa: E402
 import bench_speakers  # noqa: E402
 import sweep_context  # noqa: E402
 
@@ -46,3 +47,27 @@ def test_speaker_rows_are_averaged_over_seed_folders(tmp_path: Path) -> None:
     lines = bench_speakers.mean_table([tmp_path / "a", tmp_path / "b"]).splitlines()
     spread = "0.300 ± 0.141 | 0.500 ± 0.141 | 0.300 ± 0.141 | 0.500 ± 0.141 | 0.400 ± 0.141"
     assert lines[2:] == [f"| speaker tokens | 2 | {spread} |"]  # rows without results are left out
+
+
+def test_keyword_rows_are_compared_with_random_negatives_seed_by_seed(tmp_path: Path) -> None:
+    def run(name: str, r10: float, accuracy: float, negation: float | None) -> None:
+        _write(tmp_path / name / "test_results.json", {"test_r10@1": r10, "test_mrr": r10 + 0.1})
+        adversarial = {"accuracy": accuracy, "topic_accuracy": accuracy}
+        if negation is not None:
+            adversarial["negation_accuracy"] = negation
+        _write(tmp_path / name / "adversarial_results.json", adversarial)
+
+    run("random-s42", 0.50, 0.50, 0.60)
+    run("random-s43", 0.40, 0.60, 0.70)
+    run("both-s42", 0.48, 0.80, None)  # the suite of this run had no negation pair
+    run("both-s43", 0.40, 0.90, 0.90)
+    run("both-s44", 0.90, 0.70, 0.80)  # no random run of seed 44: left out of the paired difference
+    (tmp_path / "hard-s42").mkdir()  # unfinished: no results yet
+    lines = bench_keyword_bias.mean_table(tmp_path).splitlines()
+    negation = 2 + bench_keyword_bias.TYPES.index("negation")
+    random, both = (line.strip("| ").split(" | ") for line in lines[2:])
+    assert len(lines) == 4  # header, rule, random, both: the unfinished row is not listed
+    assert random[:4] == ["random", "2", "0.450 ± 0.071", "-"]
+    assert both[:4] == ["both", "3", "0.593 ± 0.269", "-0.010 ± 0.014 (n=2)"]
+    assert both[4] == "0.800 ± 0.100"
+    assert both[3 + negation] == "0.850 ± 0.071"  # over the two runs that had negation pairs

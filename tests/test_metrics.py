@@ -238,5 +238,7 @@ def test_format_mean_sd_gives_a_spread_only_over_several_values():
     assert format_mean_sd([0.25]) == "0.250"
     assert format_mean_sd([0.2, 0.4]) == "0.300 ± 0.141"  # sample standard deviation, as over seeds
     assert format_mean_sd([1.0, 3.0], digits=1) == "2.0 ± 1.4"
+    assert format_mean_sd([-0.02, 0.0], signed=True) == "-0.010 ± 0.014"
+    assert format_mean_sd([0.01], signed=True) == "+0.010"
     with pytest.raises(ValueError, match="no values"):
         format_mean_sd([])

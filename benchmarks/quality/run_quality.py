@@ -39,7 +39,6 @@ import argparse
 import importlib.util
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -315,8 +314,7 @@ def _paired(entry: dict, baseline: dict | None, metric: str = "r10@1") -> str:
     diffs = [v - theirs[s] for s, v in zip(entry["seeds"], entry["metrics"][metric], strict=True) if s in theirs]
     if not diffs:
         return "-"
-    spread = f" ± {statistics.stdev(diffs):.3f}" if len(diffs) > 1 else ""
-    return f"{statistics.mean(diffs):+.3f}{spread} (n={len(diffs)})"
+    return f"{format_mean_sd(diffs, signed=True)} (n={len(diffs)})"
 
 
 def _seconds(value: float) -> str:
