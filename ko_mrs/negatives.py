@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import bm25s
 import numpy as np
+import torch
 from datasets import Dataset, Features, List, Value
 from datasets.fingerprint import Hasher
 
@@ -204,7 +205,11 @@ def mine_hard_negatives(
     def search(shard: _Shard, queries: list[list[str]]) -> list[np.ndarray]:
         """The best documents of ``shard`` for each query, as indices into the whole pool."""
         k = min(len(shard.docs), top_k * _OVERFETCH + 16)
-        found = shard.retriever.retrieve(queries, k=k, show_progress=False, n_threads=shard.n_threads)[0]
+        threads = torch.get_num_threads()
+        try:
+            found = shard.retriever.retrieve(queries, k=k, show_progress=False, n_threads=shard.n_threads)[0]
+        finally:  # numba's OpenMP layer sets the process's OpenMP thread count, which torch's training then uses
+            torch.set_num_threads(threads)
         return [shard.docs[row] for row in found]
 
     def mine(batch_ids: list[int]) -> dict[str, list]:

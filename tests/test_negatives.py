@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 from datasets import Dataset
 from transformers import AutoTokenizer
 
+from ko_mrs import negatives
 from ko_mrs.negatives import NegativeCandidate, NegativeSampler, lexical_tokenizer, mine_hard_negatives, normalise
 from ko_mrs.preprocessing import DialoguePool, build_pairs, tokenize_dialogues
 
@@ -52,6 +54,20 @@ def test_the_best_hard_negative_shares_the_contexts_words() -> None:
     # context "어떤 차를 사야 할지 모르겠어요." (car): the best hit elsewhere is the laptop dialogue's near-copy
     best = NegativeCandidate(mined["hard_dialogue"][0][0][0], mined["hard_position"][0][0][0])
     assert DIALOGUES[best.dialogue][best.position] == "노트북을 사려는데 뭘 골라야 할지 모르겠어요."
+
+
+def test_numba_retrieval_leaves_the_torch_thread_count_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba's OpenMP layer sets the process's OpenMP thread count to the cores it mines on; a run held to one
+    thread (OMP_NUM_THREADS=1) then trained on every core after mining, beside its neighbours on the same cores."""
+    monkeypatch.setattr(negatives, "_NUMBA_FROM", 0)  # numba retrieval on the small pool
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        mined = mine_hard_negatives(_dataset(), tokenizer="char_bigram", top_k=2)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert mined["hard_dialogue"] == mine_hard_negatives(_dataset(), tokenizer="char_bigram", top_k=2)["hard_dialogue"]
 
 
 def test_mining_is_reproducible_and_respects_corpora() -> None:
