@@ -7,6 +7,7 @@ Rows differ only in where a context's negatives come from (3 per context, listwi
     hard-kiwi    the same with Kiwi morphemes as BM25 terms (which tokeniser mines better)
     adversarial  1 in 3 a rule-based perturbation of the context's own reply, the rest random
     both         1 in 3 hard, 1 in 3 adversarial, 1 in 3 random
+    both-0.1     1 in 10 hard, 1 in 10 adversarial, the rest random (random negatives stay the majority)
 
 Each row is scored on the usual 1-in-10 test groups (R10@1, MRR) and on an adversarial suite generated from the
 same held-out dialogues (pairwise accuracy per perturbation type, BM25 beside it). Data and encoder are the
@@ -47,6 +48,7 @@ ROWS: dict[str, list[str]] = {
     "hard-kiwi": ["--hard_negative_ratio", "0.34", "--hard_negative_tokenizer", "kiwi"],
     "adversarial": ["--adversarial_negative_ratio", "0.34"],
     "both": ["--hard_negative_ratio", "0.33", "--adversarial_negative_ratio", "0.33"],
+    "both-0.1": ["--hard_negative_ratio", "0.1", "--adversarial_negative_ratio", "0.1"],
 }
 BUDGETS = {
     # what fits on 2 CPU cores in about 15 minutes a row with multilingual-e5-small
