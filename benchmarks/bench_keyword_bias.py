@@ -151,23 +151,21 @@ def _cells(test: dict[str, float], adv: dict[str, float], prefix: str = "") -> l
     return [f"{test[f'test_{prefix}r10@1']:.3f}", f"{test[f'test_{prefix}mrr']:.3f}", *accuracies]
 
 
-def table(folder: Path) -> str:
+def table(results: list[Result]) -> str:
     """One line a finished row and seed: R10@1 and MRR on the groups, pairwise accuracy per type on the suite."""
     head = ["row", "seed", "R10@1", "MRR", "adversarial", *TYPES]
     lines = [_line(head), "|" + "---|" * len(head)]
-    results = finished(folder)
     lines += [_line([r.row, str(r.seed), *_cells(r.test, r.adversarial)]) for r in results]
     if results:  # BM25 scores the same groups and suite in every run
         lines.append(_line(["BM25", "-", *_cells(results[-1].test, results[-1].adversarial, "bm25_")]))
     return "\n".join(lines)
 
 
-def mean_table(folder: Path) -> str:
+def mean_table(results: list[Result]) -> str:
     """Mean ± spread over seeds a row, and its R10@1 against ``random`` paired by seed (the issue's 0.01 target):
     the mean of (row - random) over the seeds both ran."""
     head = ["row", "seeds", "R10@1", "R10@1 - random", "adversarial", *TYPES]
     lines = [_line(head), "|" + "---|" * len(head)]
-    results = finished(folder)
     random = {r.seed: r.test["test_r10@1"] for r in results if r.row == "random"}
     for row in ROWS:
         mine = [r for r in results if r.row == row]
@@ -204,10 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             for row in args.rows:
                 print(f"[{row} seed {seed}] -> {run_row(row, seed, args)}", flush=True)
-    folder = RUNS / budget_dir(args)
-    print(table(folder))
+    results = finished(RUNS / budget_dir(args))
+    print(table(results))
     print()
-    print(mean_table(folder))
+    print(mean_table(results))
     return 0
 
 
