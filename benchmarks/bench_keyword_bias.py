@@ -8,6 +8,9 @@ Rows differ only in where a context's negatives come from (3 per context, listwi
     adversarial  1 in 3 a rule-based perturbation of the context's own reply, the rest random
     both         1 in 3 hard, 1 in 3 adversarial, 1 in 3 random
     both-0.1     1 in 10 hard, 1 in 10 adversarial, the rest random (random negatives stay the majority)
+    curriculum-X half the budget's steps on random negatives, then the other half on row X's negatives (hard,
+                 adversarial or both), continuing from the first half's weights: a second run of
+                 run_fine_tuning.py with --model_name_or_path set to the first one's output
 
 Each row is scored on the usual 1-in-10 test groups (R10@1, MRR) and on an adversarial suite generated from the
 same held-out dialogues (pairwise accuracy per perturbation type, BM25 beside it). Data and encoder are the
@@ -15,6 +18,7 @@ quality table's Korean suite: run ``python benchmarks/quality/run_quality.py pre
 multilingual-e5-small into runs/quality/me5 (../shared/tools/me5/README.md).
 
     python benchmarks/bench_keyword_bias.py --budget cpu --seeds 42 --suite_per_type 100
+    python benchmarks/bench_keyword_bias.py --budget cpu --seeds 42 --suite_per_type 100 --rows curriculum-both
     python benchmarks/bench_keyword_bias.py --budget gpu --seeds 42 43 44
     python benchmarks/bench_keyword_bias.py --table
 
@@ -50,6 +54,12 @@ ROWS: dict[str, list[str]] = {
     "both": ["--hard_negative_ratio", "0.33", "--adversarial_negative_ratio", "0.33"],
     "both-0.1": ["--hard_negative_ratio", "0.1", "--adversarial_negative_ratio", "0.1"],
 }
+# Harder negatives from the start keep a row at the listwise loss's chance value for most of the CPU budget
+# (BENCHMARKS.md section 10); a curriculum row lets random negatives lift it off first. Its first half is one run a
+# seed ("random-first-half"), shared by every curriculum row of that seed.
+CURRICULA: dict[str, str] = {"curriculum-hard": "hard", "curriculum-adversarial": "adversarial",
+                             "curriculum-both": "both"}  # fmt: skip
+ALL_ROWS = [*ROWS, *CURRICULA]
 BUDGETS = {
     # what fits on 2 CPU cores in about 15 minutes a row with multilingual-e5-small
     "cpu": ["--max_steps", "200", "--warmup_steps", "20", "--per_device_train_batch_size", "8", "--max_seq_length",
@@ -96,23 +106,40 @@ def budget_dir(args: argparse.Namespace) -> str:
     return args.budget if args.pooling == "cls" else f"{args.budget}-{args.pooling}"
 
 
-def run_row(row: str, seed: int, args: argparse.Namespace) -> Path:
-    out = RUNS / budget_dir(args) / f"{row}-s{seed}"
-    if (out / "test_results.json").is_file() and (out / "adversarial_results.json").is_file():
-        return out
+def _fine_tune(out: Path, seed: int, args: argparse.Namespace, extra: list[str], *, tested: bool = True) -> None:
+    """One run_fine_tuning.py run on the budget, its log in ``out``; ``extra`` comes last, so it wins. ``tested``:
+    score the test groups and the suite at the end (a curriculum's first half is not)."""
+    tests = ["--test_groups", str(DATA / "test_groups.jsonl"), "--adversarial_files", str(suite(args.suite_per_type))]
     command = [
         sys.executable, "run_fine_tuning.py", str(ROOT / "benchmarks" / "quality" / "configs" / "ko_fine_tuning.yaml"),
         "--model_name_or_path", args.model, "--output_dir", str(out), "--seed", str(seed),
-        "--test_groups", str(DATA / "test_groups.jsonl"), "--adversarial_files", str(suite(args.suite_per_type)),
-        "--negatives_per_positive", "3", "--loss", "listwise", "--pooling", args.pooling, *BUDGETS[args.budget],
-        *ROWS[row],
+        *(tests if tested else ["--do_predict", "false"]), "--negatives_per_positive", "3", "--loss", "listwise",
+        "--pooling", args.pooling, *BUDGETS[args.budget], *extra,
     ]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     with (out / "log.txt").open("w") as log:
         code = subprocess.call(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     if code != 0:
-        raise SystemExit(f"error: {row} seed {seed} exited {code}; see {out / 'log.txt'}")
+        raise SystemExit(f"error: {out.name} exited {code}; see {out / 'log.txt'}")
+
+
+def run_row(row: str, seed: int, args: argparse.Namespace) -> Path:
+    folder = RUNS / budget_dir(args)
+    out = folder / f"{row}-s{seed}"
+    if (out / "test_results.json").is_file() and (out / "adversarial_results.json").is_file():
+        return out
+    if row in ROWS:
+        _fine_tune(out, seed, args, ROWS[row])
+        return out
+    budget = BUDGETS[args.budget]
+    half = str(int(budget[budget.index("--max_steps") + 1]) // 2)
+    first = folder / f"random-first-half-s{seed}"
+    if not (first / "train_results.json").is_file():
+        _fine_tune(first, seed, args, ["--max_steps", half], tested=False)
+    # a different data order in the second half: the same seed would feed it the first half's contexts again
+    second = ["--model_name_or_path", str(first), "--max_steps", half, "--data_seed", str(seed + 1000)]
+    _fine_tune(out, seed, args, [*second, *ROWS[CURRICULA[row]]])
     return out
 
 
@@ -131,9 +158,9 @@ def finished(folder: Path) -> list[Result]:
     for out in folder.glob("*-s*"):
         test_path, adv_path = out / "test_results.json", out / "adversarial_results.json"
         row, seed = out.name.rsplit("-s", 1)
-        if row in ROWS and test_path.is_file() and adv_path.is_file():
+        if row in ALL_ROWS and test_path.is_file() and adv_path.is_file():
             results.append(Result(row, int(seed), json.loads(test_path.read_text()), json.loads(adv_path.read_text())))
-    return sorted(results, key=lambda r: (list(ROWS).index(r.row), r.seed))
+    return sorted(results, key=lambda r: (ALL_ROWS.index(r.row), r.seed))
 
 
 def _accuracies(adv: dict[str, float], prefix: str = "") -> list[float | None]:
@@ -167,7 +194,7 @@ def mean_table(results: list[Result]) -> str:
     head = ["row", "seeds", "R10@1", "R10@1 - random", "adversarial", *TYPES]
     lines = [_line(head), "|" + "---|" * len(head)]
     random = {r.seed: r.test["test_r10@1"] for r in results if r.row == "random"}
-    for row in ROWS:
+    for row in ALL_ROWS:
         mine = [r for r in results if r.row == row]
         if not mine:
             continue
@@ -192,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         default="cls",
         help="the classifier's input: the pooled [CLS] (the default) or the mean of the last layer",
     )
-    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--rows", nargs="+", choices=ALL_ROWS, default=list(ROWS))
     parser.add_argument("--suite_per_type", type=int, help="score at most this many suite pairs per type")
     parser.add_argument("--table", action="store_true", help="only print the table of finished rows")
     args = parser.parse_args(argv)

@@ -3,6 +3,7 @@ hand-written results."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -72,3 +73,29 @@ def test_keyword_rows_are_compared_with_random_negatives_seed_by_seed(tmp_path: 
     assert both[:4] == ["both", "3", "0.593 ± 0.269", "-0.010 ± 0.014 (n=2)"]
     assert both[4] == "0.800 ± 0.100"
     assert both[3 + negation] == "0.850 ± 0.071"  # over the two runs that had negation pairs
+
+
+def test_curriculum_rows_share_one_random_first_half_a_seed(tmp_path: Path, monkeypatch) -> None:
+    calls: list[tuple[str, list[str], bool]] = []
+
+    def fine_tune(out: Path, seed: int, args, extra: list[str], *, tested: bool = True) -> None:
+        calls.append((out.name, extra, tested))
+        _write(out / "train_results.json", {})
+        if tested:
+            _write(out / "test_results.json", {"test_r10@1": 0.5, "test_mrr": 0.6})
+            _write(out / "adversarial_results.json", {"accuracy": 0.7})
+
+    monkeypatch.setattr(bench_keyword_bias, "RUNS", tmp_path)
+    monkeypatch.setattr(bench_keyword_bias, "_fine_tune", fine_tune)
+    args = argparse.Namespace(budget="cpu", pooling="cls")
+    for row in ("curriculum-adversarial", "curriculum-both", "curriculum-both"):  # the last one is finished: read
+        bench_keyword_bias.run_row(row, 42, args)
+    first = str(tmp_path / "cpu" / "random-first-half-s42")
+    second = ["--model_name_or_path", first, "--max_steps", "100", "--data_seed", "1042"]
+    assert calls == [
+        ("random-first-half-s42", ["--max_steps", "100"], False),  # half the cpu budget's 200 steps, untested
+        ("curriculum-adversarial-s42", [*second, *bench_keyword_bias.ROWS["adversarial"]], True),
+        ("curriculum-both-s42", [*second, *bench_keyword_bias.ROWS["both"]], True),
+    ]
+    rows = [r.row for r in bench_keyword_bias.finished(tmp_path / "cpu")]
+    assert rows == ["curriculum-adversarial", "curriculum-both"]  # the first half is no row of the table
