@@ -64,6 +64,9 @@ BUDGETS = {
     # what fits on 2 CPU cores in about 15 minutes a row with multilingual-e5-small
     "cpu": ["--max_steps", "200", "--warmup_steps", "20", "--per_device_train_batch_size", "8", "--max_seq_length",
             "64"],
+    # the same, three times the steps (about 45 minutes a row): does a harder row's cost shrink with the budget?
+    "cpu-long": ["--max_steps", "600", "--warmup_steps", "60", "--per_device_train_batch_size", "8",
+                 "--max_seq_length", "64"],
     # a GPU: the Korean quality suite's own fine-tuning budget (groups of 4, so 4x its pairs)
     "gpu": ["--max_steps", "400", "--warmup_steps", "40", "--per_device_train_batch_size", "32", "--max_seq_length",
             "128", "--bf16", "true"],
