@@ -109,6 +109,11 @@ def budget_dir(args: argparse.Namespace) -> str:
     return args.budget if args.pooling == "cls" else f"{args.budget}-{args.pooling}"
 
 
+def _scored(out: Path) -> bool:
+    """Whether the run in ``out`` wrote both its results: the groups' and the suite's."""
+    return (out / "test_results.json").is_file() and (out / "adversarial_results.json").is_file()
+
+
 def _fine_tune(out: Path, seed: int, args: argparse.Namespace, extra: list[str], *, tested: bool = True) -> None:
     """One run_fine_tuning.py run on the budget, its log in ``out``; ``extra`` comes last, so it wins. ``tested``:
     score the test groups and the suite at the end (a curriculum's first half is not)."""
@@ -130,7 +135,7 @@ def _fine_tune(out: Path, seed: int, args: argparse.Namespace, extra: list[str],
 def run_row(row: str, seed: int, args: argparse.Namespace) -> Path:
     folder = RUNS / budget_dir(args)
     out = folder / f"{row}-s{seed}"
-    if (out / "test_results.json").is_file() and (out / "adversarial_results.json").is_file():
+    if _scored(out):
         return out
     if row in ROWS:
         _fine_tune(out, seed, args, ROWS[row])
@@ -159,10 +164,12 @@ def finished(folder: Path) -> list[Result]:
     """Rows and seeds under ``folder`` whose runs wrote both results, in the order of ``ROWS`` then seed."""
     results = []
     for out in folder.glob("*-s*"):
-        test_path, adv_path = out / "test_results.json", out / "adversarial_results.json"
         row, seed = out.name.rsplit("-s", 1)
-        if row in ALL_ROWS and test_path.is_file() and adv_path.is_file():
-            results.append(Result(row, int(seed), json.loads(test_path.read_text()), json.loads(adv_path.read_text())))
+        if row in ALL_ROWS and _scored(out):
+            test, adversarial = (
+                json.loads((out / name).read_text()) for name in ("test_results.json", "adversarial_results.json")
+            )
+            results.append(Result(row, int(seed), test, adversarial))
     return sorted(results, key=lambda r: (ALL_ROWS.index(r.row), r.seed))
 
 
