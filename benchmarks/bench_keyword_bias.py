@@ -161,7 +161,7 @@ class Result(NamedTuple):
 
 
 def finished(folder: Path) -> list[Result]:
-    """Rows and seeds under ``folder`` whose runs wrote both results, in the order of ``ROWS`` then seed."""
+    """Rows and seeds under ``folder`` whose runs wrote both results, in the order of ``ALL_ROWS`` then seed."""
     results = []
     for out in folder.glob("*-s*"):
         row, seed = out.name.rsplit("-s", 1)
