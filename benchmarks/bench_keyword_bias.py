@@ -67,7 +67,7 @@ BUDGETS = {
     # the same, three times the steps (about 45 minutes a row): does a harder row's cost shrink with the budget?
     "cpu-long": ["--max_steps", "600", "--warmup_steps", "60", "--per_device_train_batch_size", "8",
                  "--max_seq_length", "64"],
-    # six times the steps (about 1 h 45 min a row on one thread): does the trend reach the targets?
+    # six times the steps (about 2 h 10 min a row on one thread): does the trend reach the targets?
     "cpu-1200": ["--max_steps", "1200", "--warmup_steps", "120", "--per_device_train_batch_size", "8",
                  "--max_seq_length", "64"],
     # a GPU: the Korean quality suite's own fine-tuning budget (groups of 4, so 4x its pairs)
