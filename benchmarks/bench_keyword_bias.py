@@ -46,6 +46,8 @@ from ko_mrs.metrics import format_mean_sd  # noqa: E402
 
 DATA = ROOT / "runs" / "quality" / "data" / "ko"
 RUNS = ROOT / "runs" / "keyword"
+# what a scored run writes: the test groups' metrics, then the adversarial suite's
+RESULT_FILES = ("test_results.json", "adversarial_results.json")
 ROWS: dict[str, list[str]] = {
     "random": [],
     "hard": ["--hard_negative_ratio", "0.34", "--hard_negative_tokenizer", "char_bigram"],
@@ -60,16 +62,21 @@ ROWS: dict[str, list[str]] = {
 CURRICULA: dict[str, str] = {"curriculum-hard": "hard", "curriculum-adversarial": "adversarial",
                              "curriculum-both": "both"}  # fmt: skip
 ALL_ROWS = [*ROWS, *CURRICULA]
+
+
+def _cpu_budget(steps: int) -> list[str]:
+    """The CPU budgets differ only in length: 8 contexts a step at length 64, a tenth of the steps warming up."""
+    return ["--max_steps", str(steps), "--warmup_steps", str(steps // 10), "--per_device_train_batch_size", "8",
+            "--max_seq_length", "64"]  # fmt: skip
+
+
 BUDGETS = {
     # what fits on 2 CPU cores in about 15 minutes a row with multilingual-e5-small
-    "cpu": ["--max_steps", "200", "--warmup_steps", "20", "--per_device_train_batch_size", "8", "--max_seq_length",
-            "64"],
-    # the same, three times the steps (about 45 minutes a row): does a harder row's cost shrink with the budget?
-    "cpu-long": ["--max_steps", "600", "--warmup_steps", "60", "--per_device_train_batch_size", "8",
-                 "--max_seq_length", "64"],
+    "cpu": _cpu_budget(200),
+    # three times the steps (about 45 minutes a row): does a harder row's cost shrink with the budget?
+    "cpu-long": _cpu_budget(600),
     # six times the steps (about 2 h 10 min a row on one thread): does the trend reach the issue's targets?
-    "cpu-1200": ["--max_steps", "1200", "--warmup_steps", "120", "--per_device_train_batch_size", "8",
-                 "--max_seq_length", "64"],
+    "cpu-1200": _cpu_budget(1200),
     # a GPU: the Korean quality suite's own fine-tuning budget (groups of 4, so 4x its pairs)
     "gpu": ["--max_steps", "400", "--warmup_steps", "40", "--per_device_train_batch_size", "32", "--max_seq_length",
             "128", "--bf16", "true"],
@@ -114,7 +121,7 @@ def budget_dir(args: argparse.Namespace) -> str:
 
 def _scored(out: Path) -> bool:
     """Whether the run in ``out`` wrote both its results: the groups' and the suite's."""
-    return (out / "test_results.json").is_file() and (out / "adversarial_results.json").is_file()
+    return all((out / name).is_file() for name in RESULT_FILES)
 
 
 def _fine_tune(out: Path, seed: int, args: argparse.Namespace, extra: list[str], *, tested: bool = True) -> None:
@@ -169,9 +176,7 @@ def finished(folder: Path) -> list[Result]:
     for out in folder.glob("*-s*"):
         row, seed = out.name.rsplit("-s", 1)
         if row in ALL_ROWS and _scored(out):
-            test, adversarial = (
-                json.loads((out / name).read_text()) for name in ("test_results.json", "adversarial_results.json")
-            )
+            test, adversarial = (json.loads((out / name).read_text()) for name in RESULT_FILES)
             results.append(Result(row, int(seed), test, adversarial))
     return sorted(results, key=lambda r: (ALL_ROWS.index(r.row), r.seed))
 
